@@ -1,0 +1,1 @@
+"""The data contract: versioned schema files (JSON), read by ingest.schema."""

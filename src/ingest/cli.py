@@ -1,0 +1,174 @@
+"""The `ingest` command. User errors end with one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from ingest import __version__
+from ingest.config import ConfigError, Settings, load_feeds
+from ingest.store import StoreError, open_store
+
+log = logging.getLogger("ingest")
+
+EXIT_USER_ERROR = 1
+
+
+def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
+    allow = args.allow_network or None
+    return Settings.from_env(
+        allow_networks=allow,
+        workers=args.workers,
+        user_agent=args.user_agent,
+        progress=False if args.no_progress else None,
+        **extra,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ingest.pipeline import run
+
+    feeds = load_feeds(args.feeds)
+    settings = _settings_from(args)
+    store = open_store(args.store)
+    report = run(store, feeds, settings, run_id=args.run_id)
+    print(report.summary())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ingest.demo_site import serve_site, write_feeds_file
+    from ingest.pipeline import run
+
+    settings = _settings_from(args, allow_networks=["127.0.0.0/8"], per_host_concurrency=8)
+    with serve_site() as base_url, tempfile.TemporaryDirectory(prefix="newsflow-demo-") as tmp:
+        feeds_path = write_feeds_file(base_url, Path(tmp) / "feeds.yaml")
+        feeds = load_feeds(feeds_path)
+        print(f"demo site serving {len(feeds)} feeds at {base_url}")
+        if args.s3:
+            from ingest.embedded_s3 import EmbeddedS3
+
+            with EmbeddedS3() as endpoint:
+                endpoint.client().create_bucket(Bucket="newsflow")
+                os.environ.update(endpoint.env())
+                print(f"embedded S3 (SeaweedFS) at {endpoint.endpoint_url}, bucket 'newsflow'")
+                store = open_store("s3://newsflow/demo")
+                report = run(store, feeds, settings)
+                print(report.summary())
+                _show_output(store)
+                print("(the embedded S3 server stops now; its data goes with it)")
+        else:
+            store = open_store(args.store)
+            report = run(store, feeds, settings)
+            print(report.summary())
+            _show_output(store)
+    return 0
+
+
+def _show_output(store: object) -> None:
+    from ingest.lake import read_committed
+
+    articles = read_committed(store)  # type: ignore[arg-type]
+    keys = [k for k in store.list("articles/") if k.endswith(".parquet")]  # type: ignore[attr-defined]
+    print(
+        f"\n{articles.num_rows} articles committed in {len(keys)} Parquet files under "
+        f"{store.url_for('articles/')}"
+    )  # type: ignore[attr-defined]
+    rows = articles.sort_by([("published_at", "descending")]).slice(0, 5).to_pylist()
+    for row in rows:
+        when = row["published_at"].strftime("%Y-%m-%d %H:%M") if row["published_at"] else "?"
+        print(f"  {when}  {row['source']:<12} {row['title']}  ({row['word_count']} words)")
+    print(
+        "Read it with DuckDB, for example:\n"
+        f"  SELECT title, published_at FROM read_parquet('{store.url_for('articles/')}"  # type: ignore[attr-defined]
+        "**/*.parquet', hive_partitioning=true) ORDER BY published_at DESC LIMIT 20;"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ingest", description="newsflow: news feeds -> articles as Parquet on object storage"
+    )
+    parser.add_argument("--version", action="version", version=f"newsflow {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--allow-network",
+        action="append",
+        metavar="CIDR",
+        help="let the fetch guard reach this private range, e.g. 127.0.0.0/8 (repeatable; "
+        "also INGEST_ALLOW_NETWORKS). Cloud metadata addresses stay refused.",
+    )
+    common.add_argument(
+        "--workers", type=_positive_int, help="extraction processes (default: cores)"
+    )
+    common.add_argument("--user-agent", help="User-Agent sent to publishers (INGEST_USER_AGENT)")
+    common.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p_run = sub.add_parser("run", parents=[common], help="one ingestion run")
+    p_run.add_argument("--feeds", required=True, metavar="PATH", help="feeds YAML file")
+    p_run.add_argument(
+        "--store",
+        required=True,
+        metavar="URI",
+        help="local directory, file:///path or s3://bucket/prefix",
+    )
+    p_run.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="re-using a committed run id changes nothing (default: new id)",
+    )
+    p_run.set_defaults(func=cmd_run)
+
+    p_demo = sub.add_parser(
+        "demo", parents=[common], help="run the whole pipeline offline on a bundled demo site"
+    )
+    p_demo.add_argument("--store", default="./data", metavar="URI", help="default ./data")
+    p_demo.add_argument(
+        "--s3", action="store_true", help="write to an embedded S3 server (SeaweedFS) instead"
+    )
+    p_demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {value!r}")
+    return number
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "trafilatura", "htmldate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except (ConfigError, StoreError) as exc:
+        print(f"ingest: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ValueError as exc:  # e.g. a run id that cannot name objects
+        print(f"ingest: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("ingest: interrupted; nothing of this run was committed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

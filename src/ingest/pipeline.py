@@ -1,0 +1,402 @@
+"""One ingestion run, orchestration-agnostic: poll -> fetch -> extract -> stage -> commit.
+
+Threads fetch (I/O), a process pool extracts (CPU), and fetching overlaps extraction
+because every fetch thread hands its page to the pool and the next fetch starts while
+the pool works. Rows stream into bounded Parquet parts; nothing becomes visible until
+the commit (see ingest.lake).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ingest import ids, schema
+from ingest.config import Feed, Settings
+from ingest.extract import ExtractError
+from ingest.extractor_pool import ExtractorPool
+from ingest.feeds import FeedEntry, PollResult, poll
+from ingest.http_client import FetchError, HttpClient
+from ingest.lake import CommitRequest, Lake, PartWriter
+from ingest.normalize import article_row, reject_row
+from ingest.report import RunReport
+from ingest.state import FeedState, as_dict, read_feed_state
+from ingest.store import Store
+
+log = logging.getLogger(__name__)
+
+REPORTS = "_reports/"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class Progress:
+    """A bar on a terminal; a log line every few seconds otherwise (Airflow, cron)."""
+
+    def __init__(self, enabled: bool, interval: float = 10.0) -> None:
+        self._bar: Any = None
+        self._interval = interval
+        self._last = time.monotonic()
+        self.done = 0
+        self.total = 0
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=0, unit="page", desc="ingest", leave=False)
+
+    def add_total(self, n: int) -> None:
+        self.total += n
+        if self._bar is not None:
+            self._bar.total = self.total
+            self._bar.refresh()
+
+    def step(self) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        elif time.monotonic() - self._last >= self._interval:
+            self._last = time.monotonic()
+            log.info("progress: %d/%d pages processed", self.done, self.total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+@dataclass
+class _FeedRun:
+    feed: Feed
+    state: FeedState
+    poll: PollResult | None = None
+    transient_failures: int = 0
+    new_articles: int = 0
+
+
+@dataclass
+class _RunState:
+    """Shared, lock-protected bookkeeping of one run."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    article_ids: set[str] = field(default_factory=set)
+    url_keys: set[str] = field(default_factory=set)
+    skips: Counter[str] = field(default_factory=Counter)
+    rejects: Counter[str] = field(default_factory=Counter)
+    pages_fetched: int = 0
+    articles_extracted: int = 0
+
+
+class Run:
+    def __init__(
+        self, store: Store, feeds: list[Feed], settings: Settings, run_id: str | None = None
+    ) -> None:
+        self.store = store
+        self.feeds = feeds
+        self.settings = settings
+        self.started = datetime.now(UTC)
+        self.run_id = run_id or new_run_id(self.started)
+        self.run_key = ids.run_key(self.run_id)
+        self.ingest_date = self.started.date().isoformat()
+        self.lake = Lake(store)
+        self.report = RunReport(
+            run_id=self.run_id, store=store.uri, started_at=self.started.isoformat()
+        )
+
+    # ---------------------------------------------------------------------- entry point
+
+    def execute(self) -> RunReport:
+        t0 = time.monotonic()
+        self.store.check()
+        self.lake.recover()
+        previous = self.lake.committed_run(self.run_key)
+        if previous is not None:
+            return self._previous_report()
+        committed = self.lake.committed_ids()
+        request = self._ingest(committed)
+        result = self.lake.commit(request)
+        if result.already_committed:  # a concurrent attempt of the same run won
+            return self._previous_report()
+        self.report.articles_written = result.articles_committed
+        self.report.duplicates_dropped_at_commit = result.duplicates_dropped
+        self.report.dates_touched = result.dates
+        self.report.commit_seq = result.seq
+        self.report.finished_at = datetime.now(UTC).isoformat()
+        self.report.seconds = round(time.monotonic() - t0, 3)
+        self.store.put_bytes(
+            f"{REPORTS}{self.run_key}.json",
+            json.dumps(self.report.to_dict(), indent=2, sort_keys=True).encode(),
+        )
+        return self.report
+
+    def _previous_report(self) -> RunReport:
+        raw = self.store.get_bytes(f"{REPORTS}{self.run_key}.json")
+        report = RunReport.from_dict(json.loads(raw)) if raw else self.report
+        report.already_committed = True
+        return report
+
+    # ---------------------------------------------------------------------- the work
+
+    def _ingest(self, committed: Any) -> CommitRequest:
+        settings = self.settings
+        client = HttpClient(settings)
+        extractor = ExtractorPool(settings.workers, settings.extract_timeout)
+        articles = PartWriter(
+            self.store,
+            schema.article(),
+            "articles",
+            self.run_key,
+            self.ingest_date,
+            settings.part_rows,
+        )
+        rejects = PartWriter(
+            self.store,
+            schema.reject(),
+            "rejects",
+            self.run_key,
+            self.ingest_date,
+            settings.part_rows,
+        )
+        shared = _RunState()
+        runs = {f.name: _FeedRun(f, read_feed_state(self.store, f.name, f.url)) for f in self.feeds}
+        progress = Progress(settings.progress)
+        self.report.feeds_total = len(self.feeds)
+
+        def add_reject(
+            entry: FeedEntry, url: str, stage: str, exc: FetchError | ExtractError
+        ) -> None:
+            status = getattr(exc, "status", None)
+            transient = bool(getattr(exc, "transient", False))
+            row = reject_row(
+                url=url,
+                source=entry.feed,
+                feed_url=entry.feed_url,
+                stage=stage,
+                reason=exc.reason,
+                detail=exc.detail,
+                http_status=status,
+                transient=transient,
+                run_id=self.run_id,
+            )
+            with shared.lock:
+                shared.rejects[exc.reason] += 1
+                if transient:
+                    runs[entry.feed].transient_failures += 1
+                rejects.add(row)
+
+        def process(entry: FeedEntry, key: str) -> None:
+            try:
+                self._process(
+                    entry, key, client, extractor, articles, shared, runs, add_reject, committed
+                )
+            except Exception as exc:  # a bug must cost one page, not the run
+                log.exception("internal error on %s", entry.link)
+                add_reject(
+                    entry,
+                    entry.link or "",
+                    "extract",
+                    ExtractError("internal_error", f"{type(exc).__name__}: {exc}"),
+                )
+            finally:
+                progress.step()
+
+        try:
+            with ThreadPoolExecutor(settings.fetch_concurrency, "fetch") as fetchers:
+                page_futures = []
+                with ThreadPoolExecutor(min(8, max(1, len(self.feeds))), "poll") as pollers:
+                    polls = {
+                        pollers.submit(poll, client, run.feed, run.state): run
+                        for run in runs.values()
+                        if run.feed.enabled
+                    }
+                    self.report.feeds_disabled = sum(1 for r in runs.values() if not r.feed.enabled)
+                    for future in as_completed(polls):
+                        run = polls[future]
+                        run.poll = result = future.result()
+                        self._account_poll(run, rejects, shared)
+                        todo = self._select(run, result.entries, committed, shared)
+                        progress.add_total(len(todo))
+                        page_futures += [fetchers.submit(process, e, k) for e, k in todo]
+                for future in page_futures:
+                    future.result()
+        finally:
+            progress.close()
+            extractor.close()
+            client.close()
+
+        self.report.bytes_received = client.bytes_received
+        self.report.pages_fetched = shared.pages_fetched
+        self.report.articles_extracted = shared.articles_extracted
+        self.report.skips = shared.skips
+        self.report.rejects = shared.rejects
+        parts = articles.close() + rejects.close()
+        return CommitRequest(
+            run_id=self.run_id,
+            run_key=self.run_key,
+            parts=parts,
+            article_ids=sorted(shared.article_ids),
+            url_keys=sorted(shared.url_keys),
+            feed_states={
+                name: as_dict(self._next_state(run))
+                for name, run in runs.items()
+                if run.poll is not None
+            },
+            report=self.report.to_dict(),
+        )
+
+    def _account_poll(self, run: _FeedRun, rejects: PartWriter, shared: _RunState) -> None:
+        result = run.poll
+        assert result is not None
+        report = self.report
+        if result.status == "failed":
+            exc = result.error
+            assert exc is not None
+            report.feeds_failed += 1
+            report.failed_feeds[run.feed.name] = exc.reason + (
+                f" ({exc.status})" if exc.status else ""
+            )
+            with shared.lock:
+                shared.rejects[f"feed:{exc.reason}"] += 1
+                rejects.add(
+                    reject_row(
+                        url=run.feed.url,
+                        source=run.feed.name,
+                        feed_url=run.feed.url,
+                        stage="feed",
+                        reason=exc.reason,
+                        detail=exc.detail,
+                        http_status=exc.status,
+                        transient=exc.transient,
+                        run_id=self.run_id,
+                    )
+                )
+            log.warning("feed %s failed: %s", run.feed.name, exc)
+        elif result.status == "not_modified":
+            report.feeds_not_modified += 1
+        else:
+            report.feeds_polled += 1
+            report.entries_seen += len(result.entries)
+            if result.malformed:
+                report.feeds_malformed += 1
+
+    def _select(
+        self, run: _FeedRun, entries: list[FeedEntry], committed: Any, shared: _RunState
+    ) -> list[tuple[FeedEntry, str]]:
+        """Decide per entry: fetch, or a counted skip. Runs on the main thread only."""
+        feed = run.feed
+        oldest = self.started - timedelta(days=feed.max_age_days) if feed.max_age_days else None
+        todo = []
+        for i, entry in enumerate(entries):
+            if not entry.link or not entry.link.lower().startswith(("http://", "https://")):
+                reason = "no_link"
+            elif feed.max_entries is not None and i >= feed.max_entries:
+                reason = "filtered"
+            elif oldest is not None and entry.published is not None and entry.published < oldest:
+                reason = "filtered"
+            else:
+                key = ids.url_key(entry.link)
+                with shared.lock:
+                    if key in committed.url_keys:
+                        reason = "already_seen"
+                    elif key in shared.url_keys:
+                        reason = "duplicate_in_run"
+                    else:
+                        shared.url_keys.add(key)
+                        todo.append((entry, key))
+                        continue
+            with shared.lock:
+                shared.skips[reason] += 1
+        return todo
+
+    def _process(
+        self,
+        entry: FeedEntry,
+        key: str,
+        client: HttpClient,
+        extractor: ExtractorPool,
+        articles: PartWriter,
+        shared: _RunState,
+        runs: dict[str, _FeedRun],
+        add_reject: Any,
+        committed: Any,
+    ) -> None:
+        assert entry.link is not None
+        try:
+            resp = client.get(entry.link, check_robots=True)
+        except FetchError as exc:
+            if exc.reason == "robots_disallowed":
+                with shared.lock:
+                    shared.skips["robots"] += 1
+                return
+            add_reject(entry, entry.link, "fetch", exc)
+            return
+        fetched_at = datetime.now(UTC)
+        with shared.lock:
+            shared.pages_fetched += 1
+        try:
+            extracted = extractor.extract(resp.text(), resp.final_url)
+        except ExtractError as exc:
+            add_reject(entry, resp.final_url, "extract", exc)
+            return
+        row = article_row(
+            entry,
+            final_url=resp.final_url,
+            http_status=resp.status,
+            fetched_at=fetched_at,
+            extracted=extracted,
+            run_id=self.run_id,
+        )
+        aliases = {ids.url_key(resp.final_url), ids.url_key(row["canonical_url"])}
+        with shared.lock:
+            shared.articles_extracted += 1
+            shared.url_keys.update(aliases)
+            aid = row["article_id"]
+            if aid in committed.article_ids:
+                shared.skips["already_seen"] += 1
+                return
+            if aid in shared.article_ids:
+                shared.skips["duplicate_in_run"] += 1
+                return
+            shared.article_ids.add(aid)
+            runs[entry.feed].new_articles += 1
+            articles.add(row)
+
+    def _next_state(self, run: _FeedRun) -> FeedState:
+        state, result = run.state, run.poll
+        assert result is not None
+        now = datetime.now(UTC).isoformat()
+        state.polls += 1
+        state.last_polled_at = now
+        state.last_status = result.status
+        if result.status == "failed":
+            state.consecutive_failures += 1
+            state.last_error = str(result.error)
+            return state
+        state.consecutive_failures = 0
+        state.last_error = None
+        state.last_success_at = now
+        if result.status == "not_modified":
+            state.not_modified += 1
+        elif run.transient_failures == 0:
+            # Validators advance only when every entry got a final outcome; otherwise the
+            # next poll must see the full feed again to retry what failed transiently.
+            state.etag, state.last_modified = result.etag, result.last_modified
+        if run.new_articles:
+            state.last_new_article_at = now
+        return state
+
+
+def run(
+    store: Store, feeds: list[Feed], settings: Settings, run_id: str | None = None
+) -> RunReport:
+    return Run(store, feeds, settings, run_id).execute()

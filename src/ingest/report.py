@@ -1,0 +1,82 @@
+"""The run report: what happened to every feed and every entry, in numbers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    store: str
+    started_at: str
+    finished_at: str | None = None
+    seconds: float = 0.0
+    feeds_total: int = 0
+    feeds_polled: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    feeds_disabled: int = 0
+    feeds_malformed: int = 0
+    failed_feeds: dict[str, str] = field(default_factory=dict)
+    entries_seen: int = 0
+    pages_fetched: int = 0
+    articles_extracted: int = 0
+    articles_written: int = 0
+    duplicates_dropped_at_commit: int = 0
+    skips: Counter[str] = field(default_factory=Counter)
+    rejects: Counter[str] = field(default_factory=Counter)
+    bytes_received: int = 0
+    dates_touched: list[str] = field(default_factory=list)
+    commit_seq: int | None = None
+    already_committed: bool = False
+
+    def entry_rejects(self) -> int:
+        return sum(n for reason, n in self.rejects.items() if not reason.startswith("feed:"))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skips"] = dict(sorted(self.skips.items()))
+        data["rejects"] = dict(sorted(self.rejects.items()))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunReport:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        report = cls(**known)
+        report.skips = Counter(data.get("skips", {}))
+        report.rejects = Counter(data.get("rejects", {}))
+        return report
+
+    def summary(self) -> str:
+        lines = [
+            f"run {self.run_id}"
+            + (" (already committed: nothing changed)" if self.already_committed else ""),
+            f"  store           {self.store}",
+            f"  feeds           {self.feeds_total} total: {self.feeds_polled} polled, "
+            f"{self.feeds_not_modified} not modified, {self.feeds_failed} failed"
+            + (f", {self.feeds_disabled} disabled" if self.feeds_disabled else ""),
+        ]
+        for name, why in sorted(self.failed_feeds.items()):
+            lines.append(f"    failed feed   {name}: {why}")
+        lines += [
+            f"  entries seen    {self.entries_seen}",
+            f"  articles        {self.articles_written} written"
+            + (
+                f" ({self.duplicates_dropped_at_commit} dropped as already committed)"
+                if self.duplicates_dropped_at_commit
+                else ""
+            ),
+            "  skips           " + (_counts(self.skips) or "none"),
+            "  rejects         " + (_counts(self.rejects) or "none"),
+            f"  bytes           {self.bytes_received:,}",
+            f"  dates touched   {', '.join(self.dates_touched) or 'none'}",
+            f"  seconds         {self.seconds:.1f}",
+        ]
+        return "\n".join(lines)
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(counter.items()))

@@ -1,0 +1,271 @@
+"""Object storage behind one small interface: a local directory or an S3 bucket/prefix.
+
+Writes are atomic per object on both (S3 PUT; temp file + rename locally), and
+`put_bytes(..., if_absent=True)` is an atomic create, which is what commits build on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+
+class StoreError(Exception):
+    """The store cannot be used (unreachable, missing bucket, no permission)."""
+
+
+class Store(Protocol):
+    uri: str
+
+    def check(self) -> None: ...
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool: ...
+    def put_file(self, key: str, path: Path) -> None: ...
+    def get_bytes(self, key: str) -> bytes | None: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, prefix: str) -> Iterator[str]: ...
+    def copy(self, src: str, dst: str) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def url_for(self, key: str) -> str: ...
+
+
+TMP_PREFIX = "_tmp/"
+
+
+class LocalStore:
+    """A directory. Temp files live under _tmp/ so a reader's glob never sees them."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise ValueError(f"key escapes the store root: {key!r}")
+        return path
+
+    def check(self) -> None:
+        try:
+            (self.root / TMP_PREFIX).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot use store directory {self.root}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise StoreError(f"store directory {self.root} is not writable")
+
+    def _tmp(self) -> Path:
+        tmp = self.root / TMP_PREFIX
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp / f"{uuid.uuid4().hex}.tmp"
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        tmp = self._tmp()
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return self._publish(tmp, self._path(key), if_absent)
+
+    def put_file(self, key: str, path: Path) -> None:
+        tmp = self._tmp()
+        shutil.copyfile(path, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        self._publish(tmp, self._path(key), False)
+
+    def _publish(self, tmp: Path, dest: Path, if_absent: bool) -> bool:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if if_absent:
+                try:
+                    os.link(tmp, dest)  # atomic create-if-absent
+                except FileExistsError:
+                    return False
+            else:
+                os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(dest.parent)
+        return True
+
+    def get_bytes(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        if not base.is_dir():
+            return iter(())
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            if rel_dir == "_tmp" or rel_dir.startswith("_tmp" + os.sep):
+                dirnames[:] = []
+                continue
+            for name in filenames:
+                key = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        return iter(sorted(keys))
+
+    def copy(self, src: str, dst: str) -> None:
+        self.put_file(dst, self._path(src))
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def url_for(self, key: str) -> str:
+        return str(self.root / key)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems refuse fsync on directories
+        if exc.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+class S3Store:
+    """A bucket and prefix. Endpoint and credentials follow boto3's standard variables."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: object | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self._client = client or _default_s3_client()
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def check(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise StoreError(
+                    f"bucket {self.bucket!r} does not exist (create it first)"
+                ) from None
+            if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise StoreError(
+                    f"access to bucket {self.bucket!r} denied: check AWS_ACCESS_KEY_ID/"
+                    "AWS_SECRET_ACCESS_KEY"
+                ) from None
+            raise StoreError(f"bucket {self.bucket!r}: {code or exc}") from None
+        except BotoCoreError as exc:
+            endpoint = self._client.meta.endpoint_url
+            raise StoreError(f"object store unreachable at {endpoint}: {exc}") from None
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        from botocore.exceptions import ClientError
+
+        kwargs = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **kwargs)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = exc.response.get("Error", {}).get("Code", "")
+            if if_absent and (status == 412 or code == "PreconditionFailed"):
+                return False
+            raise
+        return True
+
+    def put_file(self, key: str, path: Path) -> None:
+        self._client.upload_file(str(path), self.bucket, self._key(key))
+
+    def get_bytes(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return obj["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str) -> Iterator[str]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        keys = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", ()))
+        return iter(sorted(keys))
+
+    def copy(self, src: str, dst: str) -> None:
+        self._client.copy(
+            {"Bucket": self.bucket, "Key": self._key(src)}, self.bucket, self._key(dst)
+        )
+
+    def delete(self, key: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def url_for(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def _default_s3_client() -> object:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=10,
+        read_timeout=60,
+        retries={"max_attempts": 5, "mode": "standard"},
+        s3={"addressing_style": "path"},
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+def open_store(uri: str) -> Store:
+    """`s3://bucket/prefix`, `file:///path` or a plain path."""
+    if not uri or not uri.strip():
+        raise StoreError("store URI is empty")
+    parts = urlsplit(uri)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise StoreError(f"store URI {uri!r} names no bucket (s3://bucket/prefix)")
+        return S3Store(parts.netloc, parts.path)
+    if parts.scheme == "file":
+        return LocalStore(parts.path)
+    if parts.scheme and len(parts.scheme) > 1:
+        raise StoreError(f"unsupported store URI scheme {parts.scheme!r}: use s3:// or a path")
+    return LocalStore(uri)
+
+
+def scratch_dir() -> Path:
+    """Local scratch space for parts being written before upload."""
+    return Path(tempfile.mkdtemp(prefix="newsflow-"))
