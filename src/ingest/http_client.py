@@ -306,10 +306,10 @@ class HttpClient:
             with self._slot(host):
                 self._wait_turn(host)
                 resp = self._request(current, headers, timeout)
+                complete = False
                 try:
                     status = resp.status
                     if status in (301, 302, 303, 307, 308) and resp.headers.get("location"):
-                        resp.drain_conn()
                         if len(redirects) >= settings.max_redirects:
                             raise FetchError(
                                 "too_many_redirects",
@@ -321,12 +321,11 @@ class HttpClient:
                         continue
                     hdrs = {k.lower(): v for k, v in resp.headers.items()}
                     if status == 304:
-                        resp.drain_conn()
+                        complete = True
                         return Response(
                             url, current, status, hdrs, b"", redirects, time.monotonic() - started
                         )
                     if status >= 400:
-                        resp.drain_conn()
                         raise FetchError(
                             f"http_{status}",
                             f"{current} answered {status}",
@@ -334,20 +333,21 @@ class HttpClient:
                             transient=status in (408, 425, 429) or status >= 500,
                         )
                     if status != 200:
-                        resp.drain_conn()
                         raise FetchError(
                             f"http_{status}", f"{current} answered {status}", status=status
                         )
                     ctype = hdrs.get("content-type", "").split(";")[0].strip().lower()
                     if accept is not None and ctype and not _type_ok(ctype, accept):
-                        resp.drain_conn()
                         raise FetchError(
                             "bad_content_type",
                             f"{current} is {ctype}, expected {accept}",
                             status=status,
                         )
                     body = self._read_body(resp, limit, deadline, current)
+                    complete = True
                 finally:
+                    if not complete:  # unread bytes: this connection must not be reused
+                        resp.close()
                     resp.release_conn()
             with self._bytes_lock:
                 self.bytes_received += len(body)
@@ -370,6 +370,9 @@ class HttpClient:
             raise
         except urllib3.exceptions.MaxRetryError as exc:
             reason = exc.reason
+            # NewConnectionError subclasses ConnectTimeoutError: test it first.
+            if isinstance(reason, urllib3.exceptions.NewConnectionError):
+                raise FetchError("connection_error", f"{url}: {reason}", transient=True) from None
             if isinstance(reason, urllib3.exceptions.TimeoutError | socket.timeout):
                 raise FetchError("timeout", f"{url}: {reason}", transient=True) from None
             raise FetchError("connection_error", f"{url}: {reason}", transient=True) from None
@@ -387,7 +390,9 @@ class HttpClient:
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in resp.stream(64 * 1024, decode_content=True):
+            # read1: return what one socket read brings, so a trickling server cannot
+            # hold us past the deadline while a large read fills up.
+            for chunk in iter(lambda: resp.read1(64 * 1024), b""):
                 size += len(chunk)
                 if size > limit:
                     raise FetchError("too_large", f"{url} exceeds {limit} bytes (decoded)")

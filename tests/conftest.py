@@ -1,0 +1,37 @@
+"""Shared fixtures: one real S3 server (embedded SeaweedFS) per test session.
+
+Starting weed takes about a second, so the server is session-scoped and isolation comes
+from a fresh bucket per test. If weed cannot start, the fixture errors: S3 tests must never
+be skipped silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from ingest.embedded_s3 import EmbeddedS3, S3Endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Endpoint]:
+    """The endpoint of one embedded S3 server shared by the whole session."""
+    with EmbeddedS3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(
+    s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[S3Endpoint, str]]:
+    """A fresh bucket, with AWS_* env vars set so boto3's default chain reaches the server."""
+    bucket = f"test-{uuid.uuid4().hex[:20]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    # Stray profile/session settings would be mixed into the credential chain.
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    yield s3_server, bucket

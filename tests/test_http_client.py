@@ -1,0 +1,224 @@
+"""The guarded HTTP client against real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from fixture_server import FixtureServer, Route
+
+from ingest.config import Settings
+from ingest.http_client import FetchError, HttpClient
+
+pytestmark = pytest.mark.integration
+
+LOOPBACK = ["127.0.0.0/8"]
+
+RUSSIAN = "Москва и Тегеран обсуждают ядерную программу. Переговоры продолжатся в декабре."
+
+
+@pytest.fixture
+def server() -> Iterator[FixtureServer]:
+    with FixtureServer().running() as srv:
+        yield srv
+
+
+def client(**kw: object) -> HttpClient:
+    base = {"allow_networks": LOOPBACK, "http_retries": 0, "total_timeout": 5.0}
+    base.update(kw)
+    return HttpClient(Settings.from_env({}, **base))
+
+
+def test_plain_fetch_sends_user_agent(server: FixtureServer) -> None:
+    seen = {}
+
+    def handler(req: BaseHTTPRequestHandler) -> None:
+        seen["ua"] = req.headers.get("User-Agent")
+        body = b"<html><body>ok</body></html>"
+        req.send_response(200)
+        req.send_header("Content-Type", "text/html")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    server.add("/ua", handler)
+    resp = client(user_agent="newsflow-test/1").get(server.url("/ua"))
+    assert resp.status == 200 and resp.body.endswith(b"ok</body></html>")
+    assert seen["ua"] == "newsflow-test/1"
+
+
+def test_loopback_refused_unless_allowed(server: FixtureServer) -> None:
+    server.add("/p", Route(b"<p>x</p>"))
+    with pytest.raises(FetchError) as err:
+        HttpClient(Settings.from_env({}, http_retries=0)).get(server.url("/p"))
+    assert err.value.reason == "blocked_address"
+    assert "not a public address" in err.value.detail
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2852039166/latest/meta-data/",  # decimal
+        "http://0251.0376.0251.0376/",  # octal
+        "http://0xa9fea9fe/",  # hex
+        "http://[::ffff:169.254.169.254]/",  # IPv4-mapped IPv6
+        "http://[::ffff:a9fe:a9fe]/",
+    ],
+)
+def test_metadata_address_refused_in_any_spelling(url: str) -> None:
+    c = client(allow_networks=[*LOOPBACK, "169.254.0.0/16", "::ffff:0:0/96"])
+    with pytest.raises(FetchError) as err:
+        c.get(url)
+    assert err.value.reason == "blocked_address"
+    assert "metadata" in err.value.detail
+
+
+def test_userinfo_does_not_hide_the_real_host() -> None:
+    # The host of this URL is 127.0.0.1 (nothing listens on port 1), not the metadata address.
+    with pytest.raises(FetchError) as err:
+        client().get("http://169.254.169.254:80@127.0.0.1:1/")
+    assert err.value.reason == "connection_error"
+    with pytest.raises(FetchError) as err:
+        HttpClient(Settings.from_env({}, http_retries=0)).get("http://169.254.169.254@127.0.0.1:1/")
+    assert err.value.reason == "blocked_address" and "127.0.0.1" in err.value.detail
+
+
+def test_redirect_to_metadata_refused_on_the_hop(server: FixtureServer) -> None:
+    server.add("/r", Route(status=302, headers={"Location": "http://169.254.169.254/x"}))
+    with pytest.raises(FetchError) as err:
+        client().get(server.url("/r"))
+    assert err.value.reason == "blocked_address"
+
+
+def test_redirect_chain_followed_and_limited(server: FixtureServer) -> None:
+    for i in range(1, 8):
+        server.add(f"/r{i}", Route(status=301, headers={"Location": f"/r{i + 1}"}))
+    server.add("/r8", Route(b"<html><body>landed</body></html>"))
+    resp = client(max_redirects=10).get(server.url("/r5"))
+    assert resp.final_url == server.url("/r8")
+    assert resp.redirects == [server.url(f"/r{i}") for i in (5, 6, 7)]
+    with pytest.raises(FetchError) as err:
+        client(max_redirects=5).get(server.url("/r1"))
+    assert err.value.reason == "too_many_redirects"
+
+
+def test_slow_response_times_out(server: FixtureServer) -> None:
+    def slow(req: BaseHTTPRequestHandler) -> None:
+        time.sleep(3)
+
+    def trickle(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "text/html")
+        req.send_header("Content-Length", "100000")
+        req.end_headers()
+        try:
+            for _ in range(100):
+                req.wfile.write(b"<p>" * 10)
+                req.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    server.add("/slow", slow)
+    server.add("/trickle", trickle)
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        client(read_timeout=1.0).get(server.url("/slow"))
+    assert err.value.reason == "timeout" and err.value.transient
+    with pytest.raises(FetchError) as err:
+        client(total_timeout=1.5, read_timeout=1.0).get(server.url("/trickle"))
+    assert err.value.reason == "timeout"
+    assert time.monotonic() - started < 10
+
+
+def test_byte_limit_declared_streamed_and_decompressed(server: FixtureServer) -> None:
+    big = b"<p>" + b"x" * 300_000
+    server.add("/declared", Route(big))
+
+    def chunked(req: BaseHTTPRequestHandler) -> None:
+        req.send_response(200)
+        req.send_header("Content-Type", "text/html")
+        req.send_header("Transfer-Encoding", "chunked")
+        req.end_headers()
+        for _ in range(40):
+            chunk = b"y" * 10_000
+            req.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        req.wfile.write(b"0\r\n\r\n")
+
+    bomb = gzip.compress(b"\0" * 5_000_000)
+    assert len(bomb) < 100_000
+    server.add("/chunked", chunked)
+    server.add("/bomb", Route(bomb, headers={"Content-Encoding": "gzip"}))
+    c = client(max_bytes=200_000)
+    for path in ("/declared", "/chunked", "/bomb"):
+        with pytest.raises(FetchError) as err:
+            c.get(server.url(path))
+        assert err.value.reason == "too_large", path
+    small = gzip.compress(b"<html><body>fine</body></html>")
+    server.add("/gz", Route(small, headers={"Content-Encoding": "gzip"}))
+    assert c.get(server.url("/gz")).body == b"<html><body>fine</body></html>"
+
+
+def test_content_type_checked(server: FixtureServer) -> None:
+    server.add("/img", Route(b"\x89PNG....", content_type="image/png"))
+    with pytest.raises(FetchError) as err:
+        client().get(server.url("/img"))
+    assert err.value.reason == "bad_content_type"
+
+
+def test_status_errors_and_retries(server: FixtureServer) -> None:
+    server.add("/gone", Route(b"no", status=404))
+    server.add("/down", Route(b"no", status=503))
+    with pytest.raises(FetchError) as err:
+        client().get(server.url("/gone"))
+    assert (err.value.reason, err.value.status, err.value.transient) == ("http_404", 404, False)
+    with pytest.raises(FetchError) as err:
+        client(http_retries=2).get(server.url("/down"))
+    assert (err.value.reason, err.value.transient) == ("http_503", True)
+    assert server.hits["/down"] == 3  # first try + 2 retries
+
+
+@pytest.mark.parametrize(
+    ("content_type", "meta"),
+    [
+        ("text/html; charset=windows-1251", ""),  # header
+        ("text/html", '<meta charset="windows-1251">'),  # meta only
+        ("text/html", '<meta http-equiv="Content-Type" content="text/html; charset=cp1251">'),
+        ("text/html", ""),  # nothing declared: detected
+    ],
+)
+def test_windows_1251_page_decodes_to_cyrillic(
+    server: FixtureServer, content_type: str, meta: str
+) -> None:
+    html = f"<html><head>{meta}<title>Новости</title></head><body><p>{RUSSIAN}</p></body></html>"
+    server.add("/ru", Route(html.encode("cp1251"), content_type=content_type))
+    text = client().get(server.url("/ru")).text()
+    assert RUSSIAN in text
+
+
+def test_bom_wins_over_wrong_header(server: FixtureServer) -> None:
+    html = f"<html><body><p>{RUSSIAN}</p></body></html>"
+    server.add(
+        "/bom",
+        Route(b"\xef\xbb\xbf" + html.encode("utf-8"), content_type="text/html; charset=iso-8859-1"),
+    )
+    assert RUSSIAN in client().get(server.url("/bom")).text()
+
+
+def test_robots_txt_honoured(server: FixtureServer) -> None:
+    server.add(
+        "/robots.txt", Route(b"User-agent: *\nDisallow: /private/\n", content_type="text/plain")
+    )
+    server.add("/private/a", Route(b"<p>secret</p>"))
+    server.add("/public/a", Route(b"<p>public</p>"))
+    c = client()
+    assert c.get(server.url("/public/a"), check_robots=True).status == 200
+    with pytest.raises(FetchError) as err:
+        c.get(server.url("/private/a"), check_robots=True)
+    assert err.value.reason == "robots_disallowed"
+    assert server.hits["/private/a"] == 0
+    assert server.hits["/robots.txt"] == 1  # cached per origin
