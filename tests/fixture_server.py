@@ -135,7 +135,14 @@ def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:
     return "".join(parts).encode("utf-8")
 
 
-_WORDS = ["council", "ministers", "harbour", "budget", "inflation", "reform", "coalition", "election", "court", "ruling", "pipeline", "refinery", "drought", "harvest", "villagers", "engineers", "tribunal", "parliament", "treaty", "negotiators", "delegation", "summit", "sanctions", "exports", "tariffs", "shipyard", "railway", "bridge", "hospital", "teachers", "strike", "union", "wages", "survey", "analysts", "forecast", "quarter", "deficit", "province", "governor", "mayor", "residents", "flooding", "reservoir", "turbines", "grid", "outage", "satellite"]
+_WORDS = (
+    "council ministers harbour budget inflation reform coalition election court "
+    "ruling pipeline refinery drought harvest villagers engineers tribunal parliament "
+    "treaty negotiators delegation summit sanctions exports tariffs shipyard "
+    "railway bridge hospital teachers strike union wages survey analysts forecast "
+    "quarter deficit province governor mayor residents flooding reservoir turbines "
+    "grid outage satellite "
+).split()
 
 
 def paragraphs(seed: int, count: int = 6, sentences: int = 5) -> list[str]:
