@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ingest.embedded_s3 import EmbeddedS3, S3Endpoint
+from ingest.store import LocalStore, Store, open_store
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +37,12 @@ def s3_bucket(
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     yield s3_server, bucket
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """The same test against a local directory and against a real S3 bucket."""
+    if request.param == "local":
+        return LocalStore(tmp_path / "store")
+    _, bucket = request.getfixturevalue("s3_bucket")
+    return open_store(f"s3://{bucket}/lake")
