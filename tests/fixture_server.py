@@ -82,6 +82,7 @@ class FixtureServer:
 
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         httpd.daemon_threads = True
+        httpd.handle_error = lambda request, address: None  # clients hang up on purpose
         self.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()

@@ -58,6 +58,7 @@ class Settings:
     fetch_concurrency: int = 16
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     extract_timeout: float = 60.0
+    min_words: int = 25
     part_rows: int = 5_000
     progress: bool = True
 

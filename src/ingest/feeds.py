@@ -102,8 +102,12 @@ def parse_feed(body: bytes, feed: Feed, final_url: str, content_type: str) -> Po
                 link=link.strip() if link else None,
                 title=plain_text(raw.get("title")),
                 summary=plain_text(raw.get("summary")),
-                published=_when(raw.get("published_parsed")),
-                updated=_when(raw.get("updated_parsed")),
+                # dict.get skips feedparser's deprecated updated->published key aliasing;
+                # RSS 1.0's dc:date arrives as "updated", so it backs "published" up.
+                published=_when(
+                    dict.get(raw, "published_parsed") or dict.get(raw, "updated_parsed")
+                ),
+                updated=_when(dict.get(raw, "updated_parsed")),
                 authors=authors,
                 categories=[t.get("term") for t in raw.get("tags", ()) if t.get("term")],
                 language=raw.get("language") or language,

@@ -159,7 +159,7 @@ class RobotsCache:
     def __init__(self, client: HttpClient) -> None:
         self._client = client
         self._lock = threading.Lock()
-        self._rules: dict[str, Protego | None] = {}
+        self._rules: dict[str, Protego | BlockedAddress | None] = {}
         self._pending: dict[str, threading.Event] = {}
 
     def allowed(self, url: str) -> bool:
@@ -181,15 +181,19 @@ class RobotsCache:
         elif not done and event is not None:
             event.wait(self._client.settings.total_timeout + 5)
         rules = self._rules.get(origin)
+        if isinstance(rules, BlockedAddress):  # the page itself would be refused the same way
+            raise rules
         if rules is None:  # unreachable robots.txt: RFC 9309 says assume complete disallow
             return False
         return rules.can_fetch(url, self._client.settings.user_agent)
 
-    def _load(self, origin: str) -> Protego | None:
+    def _load(self, origin: str) -> Protego | BlockedAddress | None:
         try:
             resp = self._client.get(
                 origin + "/robots.txt", accept=None, max_bytes=512 * 1024, check_robots=False
             )
+        except BlockedAddress as exc:
+            return exc
         except FetchError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
                 return Protego.parse("")  # no robots.txt: everything allowed

@@ -90,7 +90,8 @@ class _RunState:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     article_ids: set[str] = field(default_factory=set)
-    url_keys: set[str] = field(default_factory=set)
+    scheduled: set[str] = field(default_factory=set)  # link keys fetched in this run
+    url_keys: set[str] = field(default_factory=set)  # link keys that led to an article
     skips: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
     pages_fetched: int = 0
@@ -308,10 +309,10 @@ class Run:
                 with shared.lock:
                     if key in committed.url_keys:
                         reason = "already_seen"
-                    elif key in shared.url_keys:
+                    elif key in shared.scheduled:
                         reason = "duplicate_in_run"
                     else:
-                        shared.url_keys.add(key)
+                        shared.scheduled.add(key)
                         todo.append((entry, key))
                         continue
             with shared.lock:
@@ -348,6 +349,17 @@ class Run:
         except ExtractError as exc:
             add_reject(entry, resp.final_url, "extract", exc)
             return
+        if extracted["word_count"] < self.settings.min_words:
+            add_reject(
+                entry,
+                resp.final_url,
+                "extract",
+                ExtractError(
+                    "too_short",
+                    f"{extracted['word_count']} words, minimum {self.settings.min_words}",
+                ),
+            )
+            return
         row = article_row(
             entry,
             final_url=resp.final_url,
@@ -356,7 +368,8 @@ class Run:
             extracted=extracted,
             run_id=self.run_id,
         )
-        aliases = {ids.url_key(resp.final_url), ids.url_key(row["canonical_url"])}
+        # Only links that reached an article become "seen": a failed link stays retryable.
+        aliases = {key, ids.url_key(resp.final_url), ids.url_key(row["canonical_url"])}
         with shared.lock:
             shared.articles_extracted += 1
             shared.url_keys.update(aliases)

@@ -1,0 +1,243 @@
+"""End-to-end runs on real HTTP servers and real stores (local disk and SeaweedFS S3)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+
+import pyarrow.dataset as ds
+import pytest
+from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
+
+from ingest.config import Feed, Settings
+from ingest.lake import read_committed
+from ingest.pipeline import REPORTS, run
+from ingest.store import Store
+
+pytestmark = pytest.mark.integration
+
+RUSSIAN = [
+    "Переговоры в Москве продолжались почти шесть часов и завершились совместным заявлением.",
+    "Министры договорились вернуться к обсуждению ядерной программы в начале следующего года.",
+    "Эксперты считают, что новый формат консультаций может заменить прежние механизмы диалога.",
+]
+
+
+def settings(**kw: object) -> Settings:
+    base = {
+        "allow_networks": ["127.0.0.0/8"],
+        "http_retries": 0,
+        "total_timeout": 3.0,
+        "read_timeout": 2.0,
+        "workers": 2,
+        "per_host_concurrency": 8,
+        "progress": False,
+    }
+    base.update(kw)
+    return Settings.from_env({}, **base)
+
+
+def slow(req: BaseHTTPRequestHandler) -> None:
+    time.sleep(5)
+
+
+class Publisher:
+    """A site with good pages and every kind of bad input a real publisher produces."""
+
+    def __init__(self, srv: FixtureServer) -> None:
+        self.srv = srv
+        self.good: list[str] = []
+        items = []
+        for i in range(6):
+            path = f"/world/story-{i}"
+            html = article_html(
+                f"World story {i}", paragraphs(100 + i), published=f"2025-12-1{i}T09:30:00+00:00"
+            )
+            srv.add(path, Route(html.encode()))
+            self.good.append(path)
+            items.append(
+                {
+                    "title": f"World story {i}",
+                    "link": srv.url(path),
+                    "pubDate": f"Thu, 1{i} Dec 2025 09:30:00 GMT",
+                }
+            )
+        # a redirect chain ending on a real article
+        srv.add("/r/1", Route(status=301, headers={"Location": "/r/2"}))
+        srv.add("/r/2", Route(status=302, headers={"Location": "/world/moved"}))
+        srv.add("/world/moved", Route(article_html("Moved story", paragraphs(7)).encode()))
+        self.good.append("/world/moved")
+        # a windows-1251 page declared only in its meta tag
+        srv.add(
+            "/ru/story",
+            Route(
+                article_html("Новости дня", RUSSIAN * 3, lang="ru", charset="windows-1251").encode(
+                    "cp1251"
+                ),
+                content_type="text/html",
+            ),
+        )
+        self.good.append("/ru/story")
+        bad = {
+            "/gone": Route(b"gone", status=404),
+            "/broken": Route(b"oops", status=500),
+            "/huge": Route(b"<p>" + b"x" * 300_000),
+            "/bomb": Route(
+                gzip.compress(b"<p>" + b"y" * 3_000_000), headers={"Content-Encoding": "gzip"}
+            ),
+            "/pdf": Route(b"%PDF-1.4", content_type="application/pdf"),
+            "/empty": Route(b"<html><body><nav>Home</nav></body></html>"),
+        }
+        for path, route in bad.items():
+            srv.add(path, route)
+        srv.add("/slow", slow)
+        extra = [*bad, "/slow", "/r/1", "/ru/story"]
+        items += [{"title": p, "link": srv.url(p)} for p in extra]
+        items.append({"title": "metadata", "link": "http://169.254.169.254/latest/meta-data/"})
+        items.append({"title": "no link at all"})
+        srv.add(
+            "/feeds/world.xml",
+            Route(rss(items), content_type="application/rss+xml", conditional=True),
+        )
+        # second feed (Atom) repeats two world stories, one with tracking parameters
+        atom = (
+            '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            "<title>Top</title><id>urn:top</id><updated>2025-12-18T00:00:00Z</updated>"
+            f'<entry><title>a</title><id>urn:a</id><link href="{srv.url("/world/story-0")}'
+            '?utm_source=atom&amp;utm_medium=feed"/><updated>2025-12-10T09:30:00Z</updated></entry>'
+            '<entry><title>b</title><id>urn:b</id><link href="/world/story-1#comments"/>'
+            "<updated>2025-12-11T09:30:00Z</updated></entry></feed>"
+        ).encode()
+        srv.add(
+            "/feeds/top.atom", Route(atom, content_type="application/atom+xml", conditional=True)
+        )
+        srv.add("/feeds/broken.xml", Route(b"<rss><channel><title>x</ti", content_type="text/xml"))
+        srv.add("/feeds/down.xml", Route(b"", status=503))
+        self.feeds = [
+            Feed("world", srv.url("/feeds/world.xml")),
+            Feed("top", srv.url("/feeds/top.atom")),
+            Feed("broken", srv.url("/feeds/broken.xml")),
+            Feed("down", srv.url("/feeds/down.xml")),
+        ]
+
+
+@pytest.fixture
+def publisher() -> Iterator[Publisher]:
+    with FixtureServer().running() as srv:
+        yield Publisher(srv)
+
+
+def test_full_run_with_every_kind_of_bad_input(store: Store, publisher: Publisher) -> None:
+    report = run(store, publisher.feeds, settings(max_bytes=200_000))
+    articles = read_committed(store)
+    rejects = read_committed(store, "rejects")
+
+    # the good pages are committed once each, whatever feed linked them
+    assert articles.num_rows == len(publisher.good) == report.articles_written
+    assert sorted(articles["canonical_url"].to_pylist()) == sorted(
+        publisher.srv.url(p) for p in publisher.good
+    )
+    assert len(set(articles["article_id"].to_pylist())) == articles.num_rows
+    by_url = {r["canonical_url"]: r for r in articles.to_pylist()}
+    ru = by_url[publisher.srv.url("/ru/story")]
+    assert RUSSIAN[0] in ru["text"] and ru["language"] == "ru"
+    moved = by_url[publisher.srv.url("/world/moved")]
+    assert moved["url"] == publisher.srv.url("/r/1")
+    story0 = by_url[publisher.srv.url("/world/story-0")]
+    assert story0["published_at_source"] == "page"
+    assert story0["published_at"].isoformat() == "2025-12-10T09:30:00+00:00"
+    assert "Latest news" not in story0["text"] and "All rights reserved" not in story0["text"]
+    assert publisher.srv.hits["/world/story-0"] == 1  # linked by two feeds, fetched once
+
+    # every failure is a reject with its stage and reason
+    reasons = {(r["stage"], r["reason"]) for r in rejects.to_pylist()}
+    assert reasons == {
+        ("fetch", "http_404"), ("fetch", "http_500"), ("fetch", "too_large"),
+        ("fetch", "bad_content_type"), ("fetch", "timeout"), ("fetch", "blocked_address"),
+        ("extract", "too_short"), ("feed", "feed_parse_error"), ("feed", "http_503"),
+    }  # fmt: skip
+    assert report.rejects["too_large"] == 2  # declared size and gzip bomb
+    assert report.failed_feeds == {"broken": "feed_parse_error", "down": "http_503 (503)"}
+
+    # nothing lost silently: every entry is an article, a reject or a counted skip
+    entry_outcomes = report.articles_written + report.entry_rejects() + sum(report.skips.values())
+    assert report.entries_seen == entry_outcomes
+    assert report.skips == {"no_link": 1, "duplicate_in_run": 2}
+
+    # the same report is in the store as JSON
+    stored = json.loads(
+        store.get_bytes(
+            f"{REPORTS}{report.run_key if hasattr(report, 'run_key') else report.run_id}.json"
+        )
+    )
+    assert stored["articles_written"] == report.articles_written
+
+
+def test_second_run_uses_conditional_get(store: Store) -> None:
+    with FixtureServer().running() as srv:
+        items = []
+        for i in range(3):
+            srv.add(f"/a/{i}", Route(article_html(f"A{i}", paragraphs(i)).encode()))
+            items.append({"title": f"A{i}", "link": srv.url(f"/a/{i}")})
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml", conditional=True))
+        feeds = [Feed("f", srv.url("/f.xml"))]
+        first = run(store, feeds, settings())
+        page_hits = sum(n for p, n in srv.hits.items() if p.startswith("/a/"))
+        second = run(store, feeds, settings())
+        assert (first.articles_written, first.feeds_polled) == (3, 1)
+        assert (second.feeds_not_modified, second.entries_seen, second.articles_written) == (
+            1,
+            0,
+            0,
+        )
+        assert srv.hits["/f.xml"] == 2
+        assert sum(n for p, n in srv.hits.items() if p.startswith("/a/")) == page_hits
+        # new content: the feed changes, only the new article is fetched
+        srv.add("/a/9", Route(article_html("A9", paragraphs(9)).encode()))
+        items.append({"title": "A9", "link": srv.url("/a/9")})
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml", conditional=True))
+        third = run(store, feeds, settings())
+        assert third.articles_written == 1 and third.skips["already_seen"] == 3
+        assert srv.hits["/a/0"] == 1
+    assert read_committed(store).num_rows == 4
+
+
+def test_transient_failures_are_retried_next_run(store: Store) -> None:
+    with FixtureServer().running() as srv:
+        srv.add("/ok", Route(article_html("Ok", paragraphs(1)).encode()))
+        srv.add("/flaky", Route(b"", status=503))
+        items = [{"title": "ok", "link": srv.url("/ok")}, {"title": "f", "link": srv.url("/flaky")}]
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml", conditional=True))
+        feeds = [Feed("f", srv.url("/f.xml"))]
+        first = run(store, feeds, settings())
+        assert first.articles_written == 1 and first.rejects["http_503"] == 1
+        srv.add("/flaky", Route(article_html("Flaky", paragraphs(2)).encode()))
+        second = run(store, feeds, settings())  # validators were not saved: full feed again
+        assert second.feeds_polled == 1 and second.articles_written == 1
+    assert read_committed(store).num_rows == 2
+
+
+def test_same_run_id_twice_changes_nothing(store: Store, publisher: Publisher) -> None:
+    first = run(store, publisher.feeds, settings(), run_id="manual-1")
+    keys = sorted(k for k in store.list("") if not k.startswith("_tmp"))
+    hits = dict(publisher.srv.hits)
+    again = run(store, publisher.feeds, settings(), run_id="manual-1")
+    assert again.already_committed and again.articles_written == first.articles_written
+    assert sorted(k for k in store.list("") if not k.startswith("_tmp")) == keys
+    assert dict(publisher.srv.hits) == hits  # not even a feed poll
+
+
+def test_exactly_once_by_glob_across_many_runs(tmp_path, publisher: Publisher) -> None:
+    from ingest.store import LocalStore
+
+    store = LocalStore(tmp_path / "lake")
+    for _ in range(3):
+        run(store, publisher.feeds, settings(part_rows=2))
+    dataset = ds.dataset(str(tmp_path / "lake" / "articles"), format="parquet", partitioning="hive")
+    table = dataset.to_table()
+    ids = table["article_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == len(publisher.good)
+    assert len(list((tmp_path / "lake" / "articles").rglob("*.parquet"))) >= 4  # part_rows=2
