@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ingest import __version__
 from ingest.config import ConfigError, Settings, load_feeds
-from ingest.store import StoreError, open_store
+from ingest.report import RunReport
+from ingest.store import Store, StoreError, open_store
 
 log = logging.getLogger("ingest")
 
@@ -20,14 +21,15 @@ EXIT_USER_ERROR = 1
 
 
 def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
-    allow = args.allow_network or None
-    return Settings.from_env(
-        allow_networks=allow,
-        workers=args.workers,
-        user_agent=args.user_agent,
-        progress=False if args.no_progress else None,
-        **extra,
-    )
+    flags: dict[str, object] = {
+        "allow_networks": args.allow_network or None,
+        "workers": args.workers,
+        "user_agent": args.user_agent,
+        "progress": False if args.no_progress else None,
+    }
+    if extra.get("allow_networks") and args.allow_network:
+        extra["allow_networks"] = [*extra["allow_networks"], *args.allow_network]  # type: ignore[misc]
+    return Settings.from_env(**{**flags, **extra})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -60,33 +62,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 store = open_store("s3://newsflow/demo")
                 report = run(store, feeds, settings)
                 print(report.summary())
-                _show_output(store)
+                _show_output(store, report)
                 print("(the embedded S3 server stops now; its data goes with it)")
         else:
             store = open_store(args.store)
             report = run(store, feeds, settings)
             print(report.summary())
-            _show_output(store)
+            _show_output(store, report)
     return 0
 
 
-def _show_output(store: object) -> None:
+def _show_output(store: Store, report: RunReport) -> None:
+    """Where the output is and what it holds: the demo's whole point."""
     from ingest.lake import read_committed
+    from ingest.pipeline import REPORTS
 
-    articles = read_committed(store)  # type: ignore[arg-type]
-    keys = [k for k in store.list("articles/") if k.endswith(".parquet")]  # type: ignore[attr-defined]
+    articles = read_committed(store)
+    files = [k for k in store.list("articles/") if k.endswith(".parquet")]
+    glob = store.url_for("articles") + "/**/*.parquet"
+    print(f"\n{articles.num_rows} articles in {len(files)} Parquet files: {glob}")
     print(
-        f"\n{articles.num_rows} articles committed in {len(keys)} Parquet files under "
-        f"{store.url_for('articles/')}"
-    )  # type: ignore[attr-defined]
-    rows = articles.sort_by([("published_at", "descending")]).slice(0, 5).to_pylist()
-    for row in rows:
+        f"rejects: {store.url_for('rejects')}/   run report: {store.url_for(REPORTS)}"
+        f"{report.run_id}.json"
+    )
+    newest = articles.sort_by([("published_at", "descending")]).slice(0, 5).to_pylist()
+    for row in newest:
         when = row["published_at"].strftime("%Y-%m-%d %H:%M") if row["published_at"] else "?"
-        print(f"  {when}  {row['source']:<12} {row['title']}  ({row['word_count']} words)")
+        print(f"  {when}  {row['source']:<18} {row['title']}  ({row['word_count']} words)")
     print(
-        "Read it with DuckDB, for example:\n"
-        f"  SELECT title, published_at FROM read_parquet('{store.url_for('articles/')}"  # type: ignore[attr-defined]
-        "**/*.parquet', hive_partitioning=true) ORDER BY published_at DESC LIMIT 20;"
+        "\nRead it with DuckDB, for example:\n"
+        f"  SELECT published_at, source, title FROM read_parquet('{glob}', "
+        "hive_partitioning = true) ORDER BY published_at DESC LIMIT 20;"
     )
 
 
