@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -69,10 +70,8 @@ def start_run(feeds: Path, store_uri: str, env: dict[str, str]) -> subprocess.Po
 
 def kill(proc: subprocess.Popen) -> None:
     """SIGKILL the whole process group: the run and its extraction workers."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=30)
 
 

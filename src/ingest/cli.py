@@ -35,8 +35,8 @@ def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     from ingest.pipeline import run
 
+    settings = _settings_from(args)  # flags first: a bad flag is reported before anything else
     feeds = load_feeds(args.feeds)
-    settings = _settings_from(args)
     store = open_store(args.store)
     report = run(store, feeds, settings, run_id=args.run_id)
     print(report.summary())
@@ -172,8 +172,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ingest: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("ingest: interrupted; nothing of this run was committed", file=sys.stderr)
+        print("ingest: interrupted; the next run finishes or discards this one", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if type(exc).__module__.startswith(("botocore", "boto3", "s3transfer")):
+            log.debug("object store failure", exc_info=True)
+            print(f"ingest: error: object store failed mid-run: {exc}", file=sys.stderr)
+            print(
+                "ingest: nothing of this run was committed unless its commit finished; "
+                "re-run to continue",
+                file=sys.stderr,
+            )
+            return EXIT_USER_ERROR
+        raise
 
 
 if __name__ == "__main__":
