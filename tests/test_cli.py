@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +126,28 @@ def test_bad_run_id(feeds_file: Path, tmp_path: Path) -> None:
         "run", "--feeds", str(feeds_file), "--store", str(tmp_path), "--run-id", "x" * 300
     )
     assert_one_line_error(result, "run id must be 1 to 200 characters")
+
+
+def test_demo_on_local_store_then_again(tmp_path: Path) -> None:
+    store = tmp_path / "data"
+    with socket.socket() as sock:  # a free port, the same for both runs
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    first = ingest("demo", "--store", str(store), "--no-progress", "--port", port)
+    assert first.returncode == 0, first.stderr
+    assert re.search(r"articles\s+18 written", first.stdout), first.stdout
+    assert "18 articles in 1 Parquet files" in first.stdout
+    assert "SELECT published_at, source, title FROM read_parquet(" in first.stdout
+    second = ingest("demo", "--store", str(store), "--no-progress", "--port", port)
+    assert second.returncode == 0, second.stderr
+    assert re.search(r"articles\s+0 written", second.stdout), second.stdout
+    assert "18 articles in 1 Parquet files" in second.stdout
+
+
+def test_demo_on_embedded_s3() -> None:
+    result = ingest("demo", "--s3", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "embedded S3 (SeaweedFS) at http://127.0.0.1:" in result.stdout
+    assert "18 articles in 1 Parquet files: s3://newsflow/demo/articles/**/*.parquet" in (
+        result.stdout
+    )

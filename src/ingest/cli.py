@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ingest import __version__
 from ingest.config import ConfigError, Settings, load_feeds
+from ingest.ids import run_key
 from ingest.report import RunReport
 from ingest.store import Store, StoreError, open_store
 
 log = logging.getLogger("ingest")
 
 EXIT_USER_ERROR = 1
+DEMO_PORT = 8631
 
 
 def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
@@ -44,11 +48,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ingest.demo_site import serve_site, write_feeds_file
+    from ingest.demo_site import write_feeds_file
     from ingest.pipeline import run
 
     settings = _settings_from(args, allow_networks=["127.0.0.0/8"], per_host_concurrency=8)
-    with serve_site() as base_url, tempfile.TemporaryDirectory(prefix="newsflow-demo-") as tmp:
+    demo = _demo_site(args.port)
+    with demo as base_url, tempfile.TemporaryDirectory(prefix="newsflow-demo-") as tmp:
         feeds_path = write_feeds_file(base_url, Path(tmp) / "feeds.yaml")
         feeds = load_feeds(feeds_path)
         print(f"demo site serving {len(feeds)} feeds at {base_url}")
@@ -72,6 +77,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _demo_site(port: int) -> Iterator[str]:
+    """Serve on a fixed port so article URLs (and ids) stay the same from run to run."""
+    from ingest.demo_site import serve_site
+
+    with contextlib.ExitStack() as stack:
+        try:
+            base_url = stack.enter_context(serve_site(port=port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            log.warning(
+                "port %d is busy: the demo site takes a free port, so its article URLs (and "
+                "ids) differ from earlier demo runs; pass --port to choose",
+                port,
+            )
+            base_url = stack.enter_context(serve_site(port=0))
+        yield base_url
+
+
 def _show_output(store: Store, report: RunReport) -> None:
     """Where the output is and what it holds: the demo's whole point."""
     from ingest.lake import read_committed
@@ -81,10 +106,8 @@ def _show_output(store: Store, report: RunReport) -> None:
     files = [k for k in store.list("articles/") if k.endswith(".parquet")]
     glob = store.url_for("articles") + "/**/*.parquet"
     print(f"\n{articles.num_rows} articles in {len(files)} Parquet files: {glob}")
-    print(
-        f"rejects: {store.url_for('rejects')}/   run report: {store.url_for(REPORTS)}"
-        f"{report.run_id}.json"
-    )
+    report_key = f"{REPORTS}{run_key(report.run_id)}.json"
+    print(f"rejects: {store.url_for('rejects')}/   run report: {store.url_for(report_key)}")
     newest = articles.sort_by([("published_at", "descending")]).slice(0, 5).to_pylist()
     for row in newest:
         when = row["published_at"].strftime("%Y-%m-%d %H:%M") if row["published_at"] else "?"
@@ -137,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[common], help="run the whole pipeline offline on a bundled demo site"
     )
     p_demo.add_argument("--store", default="./data", metavar="URI", help="default ./data")
+    p_demo.add_argument(
+        "--port",
+        type=int,
+        default=DEMO_PORT,
+        help=f"loopback port of the demo site (default {DEMO_PORT})",
+    )
     p_demo.add_argument(
         "--s3", action="store_true", help="write to an embedded S3 server (SeaweedFS) instead"
     )

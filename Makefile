@@ -1,0 +1,27 @@
+# Every target creates .venv/ from the pinned lock files first; nothing else is needed.
+.PHONY: demo test lint format lock bench
+
+demo:  ## run the whole pipeline offline on the bundled demo site into ./data
+	scripts/bootstrap.sh requirements.lock
+	.venv/bin/ingest demo
+
+test:  ## the whole test suite (unit + integration on SeaweedFS and loopback HTTP) and lint
+	scripts/bootstrap.sh requirements-dev.lock
+	.venv/bin/python -m pytest
+
+lint:
+	scripts/bootstrap.sh requirements-dev.lock
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff check --fix . && .venv/bin/ruff format .
+
+bench:  ## pipeline vs plain trafilatura throughput and peak memory
+	scripts/bootstrap.sh requirements-dev.lock
+	.venv/bin/python bench/bench_pipeline.py
+
+lock:  ## re-resolve the pinned dependencies after editing pyproject.toml
+	.venv/bin/uv pip compile pyproject.toml --extra s3server --python-version 3.11 \
+		--generate-hashes --no-header -q -o requirements.lock
+	.venv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--generate-hashes --no-header -q -o requirements-dev.lock

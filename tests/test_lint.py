@@ -1,0 +1,33 @@
+"""The tree stays clean: ruff lint and format are part of the test suite."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def ruff() -> str:
+    found = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    assert Path(found).exists(), "ruff is not installed (it is in the dev lock)"
+    return found
+
+
+@pytest.mark.parametrize("args", [["check", "."], ["format", "--check", "."]])
+def test_ruff(args: list[str]) -> None:
+    result = subprocess.run([ruff(), *args], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_engine_never_imports_airflow() -> None:
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "src" / "ingest").rglob("*.py")
+        if "import airflow" in p.read_text("utf-8") or "from airflow" in p.read_text("utf-8")
+    ]
+    assert offenders == []

@@ -1,0 +1,73 @@
+"""The schema files are the contract: well-formed, and what the writers really write."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
+
+from ingest import schema
+from ingest.config import Feed, Settings
+from ingest.pipeline import run
+from ingest.store import LocalStore
+
+SCHEMAS = Path(__file__).parents[1] / "schemas"
+
+
+@pytest.mark.parametrize("path", sorted(SCHEMAS.glob("*.v*.json")), ids=lambda p: p.name)
+def test_schema_files_are_well_formed(path: Path) -> None:
+    doc = json.loads(path.read_text("utf-8"))
+    parsed = schema.parse_schema(doc)
+    assert path.name == f"{parsed.name}.v{parsed.version}.json"
+    assert all(f.description.strip() for f in parsed.fields), "every column is documented"
+    assert "schema_version" in parsed.names and "run_id" in parsed.names
+    assert set(parsed.sort_key) <= set(parsed.names)
+
+
+def test_installed_package_reads_the_repo_schema_files() -> None:
+    on_disk = json.loads((SCHEMAS / "article.v1.json").read_text("utf-8"))
+    assert schema.article() == schema.parse_schema(on_disk)
+
+
+def test_unknown_type_is_rejected() -> None:
+    doc = {
+        "name": "x",
+        "version": 1,
+        "fields": [{"name": "a", "type": "decimal", "nullable": True, "description": "d"}],
+    }
+    with pytest.raises(ValueError, match="unknown type 'decimal'"):
+        schema.parse_schema(doc)
+
+
+@pytest.mark.integration
+def test_written_parquet_matches_schema_files(tmp_path: Path) -> None:
+    with FixtureServer().running() as srv:
+        srv.add(
+            "/a",
+            Route(
+                article_html(
+                    "Schema", paragraphs(3), published="2025-12-18T10:00:00+01:00"
+                ).encode()
+            ),
+        )
+        srv.add("/gone", Route(b"x", status=404))
+        items = [{"title": "a", "link": srv.url("/a")}, {"title": "g", "link": srv.url("/gone")}]
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml"))
+        store = LocalStore(tmp_path)
+        settings = Settings.from_env(
+            {}, allow_networks=["127.0.0.0/8"], http_retries=0, workers=1, progress=False
+        )
+        run(store, [Feed("f", srv.url("/f.xml"))], settings)
+    for kind, expected in (("articles", schema.article()), ("rejects", schema.reject())):
+        (key,) = list(store.list(f"{kind}/"))
+        table = pq.read_table(io.BytesIO(store.get_bytes(key)))
+        assert table.schema.equals(expected.arrow, check_metadata=False), kind
+        assert table.schema.metadata[b"newsflow.schema"] == f"{kind[:-1]}.v1".encode()
+        assert table["schema_version"].to_pylist() == [expected.version]
+    articles = pq.read_table(io.BytesIO(store.get_bytes(next(store.list("articles/")))))
+    published = articles["published_at"][0].as_py()
+    assert published.utcoffset().total_seconds() == 0 and published.hour == 9
