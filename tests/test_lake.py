@@ -30,9 +30,13 @@ def row(n: int, run_id: str) -> dict:
     }  # fmt: skip
 
 
-def stage(store: Store, run_id: str, numbers: list[int], part_rows: int = 2) -> CommitRequest:
+def stage(
+    store: Store, run_id: str, numbers: list[int], part_rows: int = 2, attempt: str = "a"
+) -> CommitRequest:
     key = ids.run_key(run_id)
-    writer = PartWriter(store, schema.article(), "articles", key, "2025-12-18", part_rows)
+    writer = PartWriter(
+        store, schema.article(), "articles", key, "2025-12-18", part_rows, attempt=attempt
+    )
     for n in numbers:
         writer.add(row(n, run_id))
     return CommitRequest(
@@ -141,3 +145,14 @@ def test_checkpoint_replaces_reading_every_manifest(store: Store, monkeypatch) -
     loaded = lk.committed_ids()
     assert read == [5]
     assert loaded.seq == 5 and len(loaded.article_ids) == 5
+
+
+def test_two_attempts_of_one_run_commit_once(store: Store) -> None:
+    zombie = stage(store, "r1", [1, 2, 3], attempt="zombie")
+    retry = stage(store, "r1", [1, 2, 3, 4], attempt="retry")
+    assert {p.staged for p in zombie.parts}.isdisjoint(p.staged for p in retry.parts)
+    first = Lake(store).commit(retry)
+    second = Lake(store).commit(zombie)
+    assert (first.already_committed, second.already_committed) == (False, True)
+    assert len(committed_ids(store)) == 4
+    assert not list(store.list("_staging/"))  # the losing attempt's staging is dropped too

@@ -87,6 +87,7 @@ class PartWriter:
         ingest_date: str,
         part_rows: int,
         shard: int = 0,
+        attempt: str = "a",
     ) -> None:
         self.store = store
         self.schema = schema
@@ -95,6 +96,7 @@ class PartWriter:
         self.ingest_date = ingest_date
         self.part_rows = part_rows
         self.shard = shard
+        self.attempt = attempt  # two attempts of one run (zombie + retry) never share keys
         self.parts: list[PartInfo] = []
         self._rows: list[dict[str, Any]] = []
         self._scratch = Path(tempfile.mkdtemp(prefix="newsflow-parts-"))
@@ -114,7 +116,7 @@ class PartWriter:
         n = len(self.parts)
         name = f"part-{self.run_key}-{self.shard:03d}-{n:05d}.parquet"
         final = f"{self.kind}/ingest_date={self.ingest_date}/{name}"
-        staged = f"{STAGING}{self.run_key}/{final}"
+        staged = f"{STAGING}{self.run_key}/{self.attempt}/{final}"
         local = self._scratch / name
         write_parquet(table, local)
         self.store.put_file(staged, local)
@@ -248,6 +250,10 @@ class Lake:
                 log.warning("rolling forward commit %d left unpublished by an earlier run", seq)
                 self._publish(self.read_manifest(seq))
                 rolled.append(seq)
+        staged_runs = {k[len(STAGING) :].split("/", 1)[0] for k in self.store.list(STAGING)}
+        for run_key in sorted(staged_runs):
+            if self.committed_run(run_key) is not None:
+                self._drop_staging(run_key)
         return rolled
 
     def commit(self, request: CommitRequest) -> CommitResult:
@@ -361,7 +367,11 @@ class Lake:
             json.dumps({"seq": seq, "run_id": manifest["run_id"]}).encode(),
         )
         self.store.put_bytes(f"{MANIFESTS}{seq:010d}.done", b"")
-        for key in list(self.store.list(f"{STAGING}{manifest['run_key']}/")):
+        self._drop_staging(manifest["run_key"])
+
+    def _drop_staging(self, run_key: str) -> None:
+        """Staging of a committed run is garbage: its own parts and any other attempt's."""
+        for key in list(self.store.list(f"{STAGING}{run_key}/")):
             self.store.delete(key)
 
 

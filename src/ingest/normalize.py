@@ -90,7 +90,7 @@ def article_row(
         "fetched_at": fetched_at,
         "language": extracted.get("language") or entry.language,
         "site_name": extracted.get("site_name"),
-        "summary": entry.summary or extracted.get("description"),
+        "summary": extracted.get("description") or entry.summary,
         "text": extracted["text"],
         "word_count": extracted["word_count"],
         "categories": extracted.get("categories") or entry.categories,

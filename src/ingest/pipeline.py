@@ -108,6 +108,7 @@ class Run:
         self.started = datetime.now(UTC)
         self.run_id = run_id or new_run_id(self.started)
         self.run_key = ids.run_key(self.run_id)
+        self.attempt = secrets.token_hex(4)
         self.ingest_date = self.started.date().isoformat()
         self.lake = Lake(store)
         self.report = RunReport(
@@ -159,6 +160,7 @@ class Run:
             self.run_key,
             self.ingest_date,
             settings.part_rows,
+            attempt=self.attempt,
         )
         rejects = PartWriter(
             self.store,
@@ -167,6 +169,7 @@ class Run:
             self.run_key,
             self.ingest_date,
             settings.part_rows,
+            attempt=self.attempt,
         )
         shared = _RunState()
         runs = {f.name: _FeedRun(f, read_feed_state(self.store, f.name, f.url)) for f in self.feeds}
