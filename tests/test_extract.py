@@ -67,3 +67,17 @@ def test_fingerprints_exact_and_near_duplicates() -> None:
     assert distance(fingerprints(near)[1], simhash) <= 6
     assert distance(fingerprints(other)[1], simhash) > 12
     assert -(2**63) <= simhash < 2**63
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_simhash_matches_trafilatura_bit_for_bit(seed: int) -> None:
+    import random
+
+    from trafilatura.deduplication import Simhash
+
+    from ingest.extract import simhash
+
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "Москва", "东京", "don't", "x", "2025"]
+    text = " ".join(rng.choice(words) + str(rng.randint(0, 50)) for _ in range(rng.randint(0, 400)))
+    assert simhash(text) == Simhash(text).hash
