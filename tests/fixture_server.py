@@ -46,6 +46,7 @@ class FixtureServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per response
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -242,6 +242,7 @@ def _make_handler(routes: dict[str, Response]) -> type[http.server.BaseHTTPReque
         """GET/HEAD over the pre-rendered routes; the query string never affects routing."""
 
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out without a delayed-ACK stall
         server_version = "MeridianLedger/1.0"
         sys_version = ""
 
