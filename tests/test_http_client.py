@@ -222,3 +222,21 @@ def test_robots_txt_honoured(server: FixtureServer) -> None:
     assert err.value.reason == "robots_disallowed"
     assert server.hits["/private/a"] == 0
     assert server.hits["/robots.txt"] == 1  # cached per origin
+
+
+def test_errors_survive_pickling() -> None:
+    """Feed parsing runs in worker processes: its errors must cross back intact."""
+    import pickle
+
+    from ingest.http_client import BlockedAddress
+
+    err = FetchError("http_503", "down", status=503, transient=True)
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.reason, back.detail, back.status, back.transient) == (
+        "http_503",
+        "down",
+        503,
+        True,
+    )
+    blocked = pickle.loads(pickle.dumps(BlockedAddress("10.0.0.1 is private")))
+    assert isinstance(blocked, BlockedAddress) and blocked.reason == "blocked_address"

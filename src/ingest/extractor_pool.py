@@ -1,4 +1,5 @@
-"""A process pool for extraction that survives crashed or stuck workers.
+"""A process pool for CPU-bound work (extraction, feed parsing) that survives crashed or
+stuck workers.
 
 One hostile page must not take the run down: a worker that dies (BrokenProcessPool) or
 exceeds the extraction timeout is replaced and only that page becomes a reject.
@@ -9,14 +10,16 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, TypeVar
 
 from ingest.extract import ExtractError, extract_page
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ExtractorPool:
@@ -46,24 +49,26 @@ class ExtractorPool:
                 proc.kill()
         broken.shutdown(wait=False, cancel_futures=True)
 
-    def extract(self, html: str, url: str) -> dict[str, Any]:
+    def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
+        """Run fn(*args) in a worker; a dead or stuck worker costs only this call."""
         for _attempt in range(2):
             pool = self._get()
             try:
-                future = pool.submit(extract_page, html, url)
+                future = pool.submit(fn, *args)
                 return future.result(timeout=self.timeout)
             except BrokenProcessPool:
-                log.warning("extraction worker died; restarting the pool (page %s)", url)
+                log.warning("a worker process died; restarting the pool (%s)", what)
                 self._replace(pool, kill=False)
             except FuturesTimeout:
-                log.warning(
-                    "extraction of %s exceeded %.0fs; restarting the pool", url, self.timeout
-                )
+                log.warning("%s exceeded %.0fs; restarting the pool", what, self.timeout)
                 self._replace(pool, kill=True)
                 raise ExtractError(
-                    "extract_timeout", f"extraction took longer than {self.timeout:.0f}s"
+                    "extract_timeout", f"processing took longer than {self.timeout:.0f}s"
                 ) from None
-        raise ExtractError("extract_crashed", "the extraction worker crashed on this page")
+        raise ExtractError("extract_crashed", f"the worker process crashed on {what}")
+
+    def extract(self, html: str, url: str) -> dict[str, Any]:
+        return self.call(extract_page, html, url, what=url)
 
     def close(self) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -116,15 +117,27 @@ def parse_feed(body: bytes, feed: Feed, final_url: str, content_type: str) -> Po
     return PollResult(feed, "ok", entries=entries, malformed=malformed)
 
 
-def poll(client: HttpClient, feed: Feed, state: FeedState) -> PollResult:
-    """GET the feed with its validators; a 304 costs no parsing and no article fetches."""
+Parser = Callable[[bytes, Feed, str, str], PollResult]
+
+
+def poll(
+    client: HttpClient, feed: Feed, state: FeedState, parse: Parser = parse_feed
+) -> PollResult:
+    """GET the feed with its validators; a 304 costs no parsing and no article fetches.
+
+    `parse` lets the caller run feedparser (CPU-bound) in its worker processes.
+    """
     try:
         resp = client.get(feed.url, accept=FEED_TYPES, headers=state.conditional_headers())
     except FetchError as exc:
         return PollResult(feed, "failed", error=exc)
     if resp.status == 304:
         return PollResult(feed, "not_modified", etag=state.etag, last_modified=state.last_modified)
-    result = parse_feed(resp.body, feed, resp.final_url, resp.headers.get("content-type", ""))
+    try:
+        result = parse(resp.body, feed, resp.final_url, resp.headers.get("content-type", ""))
+    except Exception as exc:  # a parser crash on hostile input is this feed's failure only
+        detail = f"{feed.url}: {type(exc).__name__}: {exc}"
+        return PollResult(feed, "failed", error=FetchError("feed_parse_error", detail))
     result.etag = resp.headers.get("etag")
     result.last_modified = resp.headers.get("last-modified")
     result.bytes = len(resp.body)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -56,10 +57,22 @@ class FetchError(Exception):
         self.status = status
         self.transient = transient
 
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (feed parsing)
+        return (_rebuild_fetch_error, (self.reason, self.detail, self.status, self.transient))
+
+
+def _rebuild_fetch_error(
+    reason: str, detail: str, status: int | None, transient: bool
+) -> FetchError:
+    return FetchError(reason, detail, status=status, transient=transient)
+
 
 class BlockedAddress(FetchError):
     def __init__(self, detail: str) -> None:
         super().__init__("blocked_address", detail)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (BlockedAddress, (self.detail,))
 
 
 def effective_address(addr: IPAddress) -> IPAddress:

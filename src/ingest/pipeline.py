@@ -24,7 +24,7 @@ from ingest import ids, schema
 from ingest.config import Feed, Settings
 from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
-from ingest.feeds import FeedEntry, PollResult, poll
+from ingest.feeds import FeedEntry, PollResult, parse_feed, poll
 from ingest.http_client import FetchError, HttpClient
 from ingest.lake import CommitRequest, Lake, PartWriter
 from ingest.normalize import article_row, reject_row
@@ -174,6 +174,10 @@ class Run:
         shared = _RunState()
         runs = {f.name: _FeedRun(f, read_feed_state(self.store, f.name, f.url)) for f in self.feeds}
         progress = Progress(settings.progress)
+
+        def parse(body: bytes, feed: Feed, url: str, content_type: str) -> PollResult:
+            return extractor.call(parse_feed, body, feed, url, content_type, what=feed.url)
+
         self.report.feeds_total = len(self.feeds)
 
         def add_reject(
@@ -219,7 +223,7 @@ class Run:
                 page_futures = []
                 with ThreadPoolExecutor(min(8, max(1, len(self.feeds))), "poll") as pollers:
                     polls = {
-                        pollers.submit(poll, client, run.feed, run.state): run
+                        pollers.submit(poll, client, run.feed, run.state, parse): run
                         for run in runs.values()
                         if run.feed.enabled
                     }
