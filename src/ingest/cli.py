@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from datetime import date
 from pathlib import Path
 
 from ingest import __version__
@@ -119,6 +120,27 @@ def _show_output(store: Store, report: RunReport) -> None:
     )
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from ingest.index import build
+
+    store = open_store(args.store)
+    results = build(store, args.date or None)
+    for result in results:
+        merged = (
+            f", {result.copies_merged} syndicated copies merged" if result.copies_merged else ""
+        )
+        where = store.url_for(result.keys[0].rsplit("/", 1)[0])
+        print(f"{result.day}: {result.stories} stories{merged} -> {where}/latest-news.*")
+    return 0
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {value!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ingest", description="newsflow: news feeds -> articles as Parquet on object storage"
@@ -155,6 +177,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-using a committed run id changes nothing (default: new id)",
     )
     p_run.set_defaults(func=cmd_run)
+
+    p_index = sub.add_parser("index", help="(re)build the daily latest-news index")
+    p_index.add_argument(
+        "--store",
+        required=True,
+        metavar="URI",
+        help="local directory, file:///path or s3://bucket/prefix",
+    )
+    p_index.add_argument(
+        "--date",
+        action="append",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="day to rebuild (repeatable); default: the days that runs since the last index "
+        "build touched, else today (UTC)",
+    )
+    p_index.set_defaults(func=cmd_index)
 
     p_demo = sub.add_parser(
         "demo", parents=[common], help="run the whole pipeline offline on a bundled demo site"

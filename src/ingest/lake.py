@@ -141,6 +141,8 @@ class CommitRequest:
     url_keys: list[str]
     feed_states: dict[str, dict[str, Any]]
     report: dict[str, Any]
+    # Index dates (UTC publication day, else fetch day) of the articles: what to rebuild.
+    index_dates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -150,7 +152,8 @@ class CommitResult:
     already_committed: bool
     articles_committed: int
     duplicates_dropped: int
-    dates: list[str]
+    dates: list[str]  # ingest_date partitions written
+    index_dates: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
 
 
@@ -275,6 +278,7 @@ class Lake:
                 "article_ids": sorted(accepted),
                 "url_keys": sorted(set(request.url_keys)),
                 "dates": dates_of(p for p in parts if p.kind == "articles"),
+                "index_dates": sorted(set(request.index_dates)) if accepted else [],
                 "feed_states": request.feed_states,
                 "duplicates_dropped": dropped,
                 "report": request.report,
@@ -300,6 +304,7 @@ class Lake:
             articles_committed=len(accepted),
             duplicates_dropped=dropped,
             dates=manifest["dates"],
+            index_dates=manifest["index_dates"],
             report=request.report,
         )
 
@@ -312,6 +317,7 @@ class Lake:
             articles_committed=len(manifest["article_ids"]),
             duplicates_dropped=manifest.get("duplicates_dropped", 0),
             dates=manifest["dates"],
+            index_dates=manifest.get("index_dates", []),
             report=manifest.get("report", {}),
         )
 

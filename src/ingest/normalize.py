@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -10,6 +10,13 @@ from ingest import ids, schema
 from ingest.feeds import FeedEntry
 
 FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def index_date(row: dict[str, Any]) -> date:
+    """The day an article belongs to in the daily index: its UTC publication day, or the
+    day it was fetched when neither page nor feed gave a date."""
+    when = row["published_at"] or row["fetched_at"]
+    return when.astimezone(UTC).date()
 
 
 def parse_page_date(value: str | None) -> tuple[datetime | None, bool]:

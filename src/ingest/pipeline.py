@@ -27,7 +27,7 @@ from ingest.extractor_pool import ExtractorPool
 from ingest.feeds import FeedEntry, PollResult, parse_feed, poll
 from ingest.http_client import FetchError, HttpClient
 from ingest.lake import CommitRequest, Lake, PartWriter
-from ingest.normalize import article_row, reject_row
+from ingest.normalize import article_row, index_date, reject_row
 from ingest.report import RunReport
 from ingest.state import FeedState, as_dict, read_feed_state
 from ingest.store import Store
@@ -92,6 +92,7 @@ class _RunState:
     article_ids: set[str] = field(default_factory=set)
     scheduled: set[str] = field(default_factory=set)  # link keys fetched in this run
     url_keys: set[str] = field(default_factory=set)  # link keys that led to an article
+    index_dates: set[str] = field(default_factory=set)
     skips: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
     pages_fetched: int = 0
@@ -131,7 +132,8 @@ class Run:
             return self._previous_report()
         self.report.articles_written = result.articles_committed
         self.report.duplicates_dropped_at_commit = result.duplicates_dropped
-        self.report.dates_touched = result.dates
+        self.report.dates_touched = result.index_dates
+        self.report.partitions = result.dates
         self.report.commit_seq = result.seq
         self.report.finished_at = datetime.now(UTC).isoformat()
         self.report.seconds = round(time.monotonic() - t0, 3)
@@ -260,6 +262,7 @@ class Run:
                 if run.poll is not None
             },
             report=self.report.to_dict(),
+            index_dates=sorted(shared.index_dates),
         )
 
     def _account_poll(self, run: _FeedRun, rejects: PartWriter, shared: _RunState) -> None:
@@ -388,6 +391,7 @@ class Run:
                 shared.skips["duplicate_in_run"] += 1
                 return
             shared.article_ids.add(aid)
+            shared.index_dates.add(index_date(row).isoformat())
             runs[entry.feed].new_articles += 1
             articles.add(row)
 

@@ -29,7 +29,8 @@ class RunReport:
     skips: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
     bytes_received: int = 0
-    dates_touched: list[str] = field(default_factory=list)
+    dates_touched: list[str] = field(default_factory=list)  # index days to rebuild
+    partitions: list[str] = field(default_factory=list)  # ingest_date partitions written
     commit_seq: int | None = None
     already_committed: bool = False
 
@@ -72,7 +73,7 @@ class RunReport:
             "  skips           " + (_counts(self.skips) or "none"),
             "  rejects         " + (_counts(self.rejects) or "none"),
             f"  bytes           {self.bytes_received:,}",
-            f"  dates touched   {', '.join(self.dates_touched) or 'none'}",
+            f"  dates touched   {', '.join(self.dates_touched) or 'none'} (index days to rebuild)",
             f"  seconds         {self.seconds:.1f}",
         ]
         return "\n".join(lines)
