@@ -24,7 +24,9 @@ def test_schema_files_are_well_formed(path: Path) -> None:
     parsed = schema.parse_schema(doc)
     assert path.name == f"{parsed.name}.v{parsed.version}.json"
     assert all(f.description.strip() for f in parsed.fields), "every column is documented"
-    assert "schema_version" in parsed.names and "run_id" in parsed.names
+    assert "schema_version" in parsed.names
+    if parsed.name in ("article", "reject"):
+        assert "run_id" in parsed.names
     assert set(parsed.sort_key) <= set(parsed.names)
 
 
@@ -71,3 +73,52 @@ def test_written_parquet_matches_schema_files(tmp_path: Path) -> None:
     articles = pq.read_table(io.BytesIO(store.get_bytes(next(store.list("articles/")))))
     published = articles["published_at"][0].as_py()
     assert published.utcoffset().total_seconds() == 0 and published.hour == 9
+
+
+SNAPSHOTS = Path(__file__).parent / "schema_snapshots"
+
+
+@pytest.mark.parametrize("path", sorted(SCHEMAS.glob("*.v*.json")), ids=lambda p: p.name)
+def test_released_schema_changes_only_compatibly(path: Path) -> None:
+    snapshot = SNAPSHOTS / path.name
+    assert snapshot.is_file(), f"{path.name} has no snapshot: copy it to {SNAPSHOTS.name}/"
+    released = schema.parse_schema(json.loads(snapshot.read_text("utf-8")))
+    current = schema.parse_schema(json.loads(path.read_text("utf-8")))
+    problems = schema.compatibility_problems(released, current)
+    assert problems == [], f"{path.name}: incompatible change, make it a new version: {problems}"
+
+
+def _variant(change) -> list[str]:
+    doc = json.loads((SCHEMAS / "article.v1.json").read_text("utf-8"))
+    released = schema.parse_schema(doc)
+    changed = json.loads(json.dumps(doc))
+    change(changed["fields"])
+    return schema.compatibility_problems(released, schema.parse_schema(changed))
+
+
+def _new(nullable: bool) -> dict:
+    return {"name": "extra", "type": "string", "nullable": nullable, "description": "d"}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda f: f.append(_new(True)), None),
+        (lambda f: f[0].update(description="reworded"), None),
+        (lambda f: f.pop(), "column 'schema_version' removed"),
+        (lambda f: f[2].update(name="final"), "column 3 is 'final', was 'final_url'"),
+        (lambda f: f[-2].update(type="int64"), "column 'run_id' changed type string -> int64"),
+        (lambda f: f[6].update(nullable=False), "column 'title' became non-nullable"),
+        (lambda f: f.append(_new(False)), "new column 'extra' must be nullable"),
+        (lambda f: f.insert(0, f.pop(1)), "column 1 is 'url', was 'article_id'"),
+    ],
+)
+def test_compatibility_rules(change, problem: str | None) -> None:
+    problems = _variant(change)
+    assert (problems[0] if problems else None) == problem
+
+
+def test_schema_docs_are_generated_from_the_files() -> None:
+    docs = (SCHEMAS / "README.md").read_text("utf-8")
+    for s in (schema.article(), schema.reject(), schema.index()):
+        assert schema.markdown(s) in docs, f"schemas/README.md is stale for {s.name}"

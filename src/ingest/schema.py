@@ -86,3 +86,53 @@ def article() -> Schema:
 
 def reject() -> Schema:
     return load("reject", 1)
+
+
+def index() -> Schema:
+    return load("index", 1)
+
+
+def compatibility_problems(released: Schema, current: Schema) -> list[str]:
+    """What makes `current` unreadable by consumers of `released` (same name and version).
+
+    Compatible: descriptions edited, nullable columns appended. Anything else (a column
+    removed, renamed, reordered, retyped, made non-nullable, or a non-nullable one added)
+    needs a new major version in a new file (and a new place in the store).
+    """
+    problems = []
+    if (released.name, released.version) != (current.name, current.version):
+        return [f"comparing {released.name} v{released.version} with {current.name} "
+                f"v{current.version}"]  # fmt: skip
+    old, new = released.fields, current.fields
+    for i, field in enumerate(old):
+        if i >= len(new):
+            problems.append(f"column {field.name!r} removed")
+            continue
+        other = new[i]
+        if other.name != field.name:
+            problems.append(f"column {i + 1} is {other.name!r}, was {field.name!r}")
+        elif other.type != field.type:
+            problems.append(f"column {field.name!r} changed type {field.type} -> {other.type}")
+        elif field.nullable and not other.nullable:
+            problems.append(f"column {field.name!r} became non-nullable")
+    for field in new[len(old) :]:
+        if not field.nullable:
+            problems.append(f"new column {field.name!r} must be nullable")
+    return problems
+
+
+def markdown(s: Schema) -> str:
+    """The column table of the schema docs (schemas/README.md), generated from the file."""
+    lines = [
+        f"### {s.name} v{s.version}",
+        "",
+        s.description,
+        "",
+        "| column | type | nullable | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in s.fields:
+        lines.append(
+            f"| `{f.name}` | {f.type} | {'yes' if f.nullable else 'no'} | {f.description} |"
+        )
+    return "\n".join(lines) + "\n"
