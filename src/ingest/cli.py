@@ -134,6 +134,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ddl(args: argparse.Namespace) -> int:
+    from ingest.ddl import ddl
+
+    root = args.store
+    if "://" not in root:
+        root = str(Path(root).expanduser().resolve())
+    print(ddl(args.dialect, root), end="")
+    return 0
+
+
 def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -194,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
         "build touched, else today (UTC)",
     )
     p_index.set_defaults(func=cmd_index)
+
+    p_ddl = sub.add_parser("ddl", help="print table definitions for a warehouse")
+    p_ddl.add_argument("--dialect", required=True, choices=["duckdb", "athena", "trino", "spark"])
+    p_ddl.add_argument(
+        "--store",
+        default="./data",
+        metavar="URI",
+        help="store root the tables point at (default ./data)",
+    )
+    p_ddl.set_defaults(func=cmd_ddl)
 
     p_demo = sub.add_parser(
         "demo", parents=[common], help="run the whole pipeline offline on a bundled demo site"
