@@ -118,6 +118,14 @@ def _show_output(store: Store, report: RunReport) -> None:
         f"  SELECT published_at, source, title FROM read_parquet('{glob}', "
         "hive_partitioning = true) ORDER BY published_at DESC LIMIT 20;"
     )
+    from ingest.index import build
+
+    results = build(store, [date.fromisoformat(d) for d in report.dates_touched])
+    if results:
+        print("\nDaily latest-news index (Parquet, JSON Feed, Atom, HTML):")
+    for result in results:
+        where = store.url_for(result.keys[0].rsplit("/", 1)[0])
+        print(f"  {result.day}: {result.stories} stories -> {where}/latest-news.html")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
