@@ -151,3 +151,23 @@ def test_demo_on_embedded_s3() -> None:
     assert "18 articles in 1 Parquet files: s3://newsflow/demo/articles/**/*.parquet" in (
         result.stdout
     )
+
+
+def test_index_and_ddl_commands(feeds_file: Path, tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    result = ingest(
+        "run", "--feeds", str(feeds_file), "--store", str(store), "--allow-network", "127.0.0.1/32"
+    )
+    assert result.returncode == 0, result.stderr
+    day = re.search(r"dates touched\s+(\d{4}-\d\d-\d\d)", result.stdout).group(1)
+    built = ingest("index", "--store", str(store))
+    assert built.returncode == 0, built.stderr
+    assert f"{day}: 2 stories" in built.stdout
+    assert (store / f"index/date={day}/latest-news.html").is_file()
+    again = ingest("index", "--store", str(store), "--date", "2020-01-01")
+    assert again.returncode == 0 and "2020-01-01: 0 stories" in again.stdout
+    bad = ingest("index", "--store", str(store), "--date", "yesterday")
+    assert bad.returncode == 2 and "not a date in YYYY-MM-DD form: 'yesterday'" in bad.stderr
+    ddl = ingest("ddl", "--dialect", "duckdb", "--store", str(store))
+    assert ddl.returncode == 0 and f"'{store}/articles/**/*.parquet'" in ddl.stdout
+    assert ingest("ddl", "--dialect", "oracle").returncode == 2
