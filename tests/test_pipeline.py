@@ -241,3 +241,33 @@ def test_exactly_once_by_glob_across_many_runs(tmp_path, publisher: Publisher) -
     ids = table["article_id"].to_pylist()
     assert len(ids) == len(set(ids)) == len(publisher.good)
     assert len(list((tmp_path / "lake" / "articles").rglob("*.parquet"))) >= 4  # part_rows=2
+
+
+def test_shards_stage_separately_and_commit_once(store: Store) -> None:
+    from ingest.pipeline import Run, commit_run, split_feeds
+
+    with FixtureServer().running() as srv:
+        feeds = []
+        for f in range(4):
+            items = []
+            for i in range(3):
+                n = f * 2 + i  # neighbouring feeds share one article
+                srv.add(f"/s/{n}", Route(article_html(f"Shard story {n}", paragraphs(n)).encode()))
+                items.append({"title": f"s{n}", "link": srv.url(f"/s/{n}")})
+            srv.add(f"/f{f}.xml", Route(rss(items), content_type="application/rss+xml"))
+            feeds.append(Feed(f"feed-{f}", srv.url(f"/f{f}.xml")))
+        shards = split_feeds(feeds, 2)
+        assert sorted(f.name for s in shards for f in s) == sorted(f.name for f in feeds)
+        for k, share in enumerate(shards):
+            Run(store, share, settings(), run_id="airflow:run+1", shard=k).stage()
+        # a retried shard (new attempt) stages again; only one attempt's parts count
+        Run(store, shards[0], settings(), run_id="airflow:run+1", shard=0).stage()
+        with pytest.raises(RuntimeError, match="shard 2 of run airflow:run\\+1 staged nothing"):
+            commit_run(store, "airflow:run+1", shards=3)
+        assert not list(store.list("articles/"))
+        report = commit_run(store, "airflow:run+1", shards=2)
+        again = commit_run(store, "airflow:run+1", shards=2)
+    ids = read_committed(store)["article_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 9 == report.articles_written
+    assert report.feeds_total == 4 and again.already_committed
+    assert not list(store.list("_staging/"))

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
 from ingest.feeds import FeedEntry, PollResult, parse_feed, poll
 from ingest.http_client import FetchError, HttpClient
-from ingest.lake import CommitRequest, Lake, PartWriter
+from ingest.lake import STAGING, CommitRequest, Lake, PartInfo, PartWriter
 from ingest.normalize import article_row, index_date, reject_row
 from ingest.report import RunReport
 from ingest.state import FeedState, as_dict, read_feed_state
@@ -100,8 +100,15 @@ class _RunState:
 
 
 class Run:
+    """One run, or one shard of a run: the feeds given are this shard's share."""
+
     def __init__(
-        self, store: Store, feeds: list[Feed], settings: Settings, run_id: str | None = None
+        self,
+        store: Store,
+        feeds: list[Feed],
+        settings: Settings,
+        run_id: str | None = None,
+        shard: int = 0,
     ) -> None:
         self.store = store
         self.feeds = feeds
@@ -109,6 +116,7 @@ class Run:
         self.started = datetime.now(UTC)
         self.run_id = run_id or new_run_id(self.started)
         self.run_key = ids.run_key(self.run_id)
+        self.shard = shard
         self.attempt = secrets.token_hex(4)
         self.ingest_date = self.started.date().isoformat()
         self.lake = Lake(store)
@@ -116,38 +124,28 @@ class Run:
             run_id=self.run_id, store=store.uri, started_at=self.started.isoformat()
         )
 
-    # ---------------------------------------------------------------------- entry point
+    # ---------------------------------------------------------------------- entry points
 
     def execute(self) -> RunReport:
+        """Stage and commit in one go (the `ingest run` command)."""
+        if self.stage() is None:
+            return previous_report(self.store, self.run_key)
+        return commit_run(self.store, self.run_id, shards=1)
+
+    def stage(self) -> RunReport | None:
+        """Fetch, extract and write this shard's parts to staging; None if the run is
+        already committed. Nothing becomes visible until `commit_run`."""
         t0 = time.monotonic()
         self.store.check()
         self.lake.recover()
-        previous = self.lake.committed_run(self.run_key)
-        if previous is not None:
-            return self._previous_report()
-        committed = self.lake.committed_ids()
-        request = self._ingest(committed)
-        result = self.lake.commit(request)
-        if result.already_committed:  # a concurrent attempt of the same run won
-            return self._previous_report()
-        self.report.articles_written = result.articles_committed
-        self.report.duplicates_dropped_at_commit = result.duplicates_dropped
-        self.report.dates_touched = result.index_dates
-        self.report.partitions = result.dates
-        self.report.commit_seq = result.seq
-        self.report.finished_at = datetime.now(UTC).isoformat()
+        if self.lake.committed_run(self.run_key) is not None:
+            return None
+        request = self._ingest(self.lake.committed_ids())
         self.report.seconds = round(time.monotonic() - t0, 3)
-        self.store.put_bytes(
-            f"{REPORTS}{self.run_key}.json",
-            json.dumps(self.report.to_dict(), indent=2, sort_keys=True).encode(),
-        )
+        request.report = self.report.to_dict()
+        body = json.dumps(asdict(request)).encode()
+        self.store.put_bytes(shard_key(self.run_key, self.shard), body)
         return self.report
-
-    def _previous_report(self) -> RunReport:
-        raw = self.store.get_bytes(f"{REPORTS}{self.run_key}.json")
-        report = RunReport.from_dict(json.loads(raw)) if raw else self.report
-        report.already_committed = True
-        return report
 
     # ---------------------------------------------------------------------- the work
 
@@ -162,6 +160,7 @@ class Run:
             self.run_key,
             self.ingest_date,
             settings.part_rows,
+            shard=self.shard,
             attempt=self.attempt,
         )
         rejects = PartWriter(
@@ -171,6 +170,7 @@ class Run:
             self.run_key,
             self.ingest_date,
             settings.part_rows,
+            shard=self.shard,
             attempt=self.attempt,
         )
         shared = _RunState()
@@ -424,3 +424,71 @@ def run(
     store: Store, feeds: list[Feed], settings: Settings, run_id: str | None = None
 ) -> RunReport:
     return Run(store, feeds, settings, run_id).execute()
+
+
+# -------------------------------------------------------------------------- shards
+
+
+def shard_key(run_key: str, shard: int) -> str:
+    return f"{STAGING}{run_key}/shards/{shard:04d}.json"
+
+
+def split_feeds(feeds: list[Feed], shards: int) -> list[list[Feed]]:
+    """Deterministic round-robin over feed names, so a retried shard gets the same feeds."""
+    ordered = sorted(feeds, key=lambda f: f.name)
+    return [ordered[i::shards] for i in range(shards)]
+
+
+def previous_report(store: Store, run_key: str) -> RunReport:
+    raw = store.get_bytes(f"{REPORTS}{run_key}.json")
+    if raw is None:
+        raise FileNotFoundError(f"run {run_key} is committed but has no report")
+    report = RunReport.from_dict(json.loads(raw))
+    report.already_committed = True
+    return report
+
+
+def commit_run(store: Store, run_id: str, shards: int) -> RunReport:
+    """Make every shard's staged parts visible in one commit (idempotent per run id)."""
+    t0 = time.monotonic()
+    lake = Lake(store)
+    key = ids.run_key(run_id)
+    lake.recover()
+    if lake.committed_run(key) is not None:
+        return previous_report(store, key)
+    requests = []
+    for shard in range(shards):
+        raw = store.get_bytes(shard_key(key, shard))
+        if raw is None:
+            raise RuntimeError(f"shard {shard} of run {run_id} staged nothing: run it first")
+        data = json.loads(raw)
+        data["parts"] = [PartInfo(**p) for p in data["parts"]]
+        requests.append(CommitRequest(**data))
+    report = RunReport.from_dict(requests[0].report)
+    for other in requests[1:]:
+        report.merge(RunReport.from_dict(other.report))
+    merged = CommitRequest(
+        run_id=run_id,
+        run_key=key,
+        parts=[p for r in requests for p in r.parts],
+        article_ids=[a for r in requests for a in r.article_ids],
+        url_keys=sorted({u for r in requests for u in r.url_keys}),
+        feed_states={k: v for r in requests for k, v in r.feed_states.items()},
+        report=report.to_dict(),
+        index_dates=sorted({d for r in requests for d in r.index_dates}),
+    )
+    result = lake.commit(merged)
+    if result.already_committed:  # a concurrent attempt of the same run won
+        return previous_report(store, key)
+    report.articles_written = result.articles_committed
+    report.duplicates_dropped_at_commit = result.duplicates_dropped
+    report.dates_touched = result.index_dates
+    report.partitions = result.dates
+    report.commit_seq = result.seq
+    report.already_committed = False
+    report.finished_at = datetime.now(UTC).isoformat()
+    report.seconds = round(report.seconds + time.monotonic() - t0, 3)
+    store.put_bytes(
+        f"{REPORTS}{key}.json", json.dumps(report.to_dict(), indent=2, sort_keys=True).encode()
+    )
+    return report

@@ -37,6 +37,18 @@ class RunReport:
     def entry_rejects(self) -> int:
         return sum(n for reason, n in self.rejects.items() if not reason.startswith("feed:"))
 
+    def merge(self, other: RunReport) -> None:
+        """Add another shard's counts to this one."""
+        for name in ("feeds_total", "feeds_polled", "feeds_not_modified", "feeds_failed",
+                     "feeds_disabled", "feeds_malformed", "entries_seen", "pages_fetched",
+                     "articles_extracted", "bytes_received"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed_feeds.update(other.failed_feeds)
+        self.skips.update(other.skips)
+        self.rejects.update(other.rejects)
+        self.started_at = min(self.started_at, other.started_at)
+        self.seconds = max(self.seconds, other.seconds)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["skips"] = dict(sorted(self.skips.items()))
