@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from ingest import __version__
@@ -142,6 +142,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from ingest.health import feed_health, render_table
+
+    store = open_store(args.store)
+    store.check()
+    rows = feed_health(store, timedelta(hours=args.stale_hours))
+    print(render_table(rows, show_all=args.all))
+    return 3 if args.fail_on_problems and any(r.failing or r.stale for r in rows) else 0
+
+
 def cmd_ddl(args: argparse.Namespace) -> int:
     from ingest.ddl import ddl
 
@@ -212,6 +222,22 @@ def build_parser() -> argparse.ArgumentParser:
         "build touched, else today (UTC)",
     )
     p_index.set_defaults(func=cmd_index)
+
+    p_status = sub.add_parser("status", help="failing and stale feeds, from the store")
+    p_status.add_argument("--store", required=True, metavar="URI")
+    p_status.add_argument(
+        "--stale-hours",
+        type=float,
+        default=24.0,
+        help="a feed is stale after this long without a new article (24)",
+    )
+    p_status.add_argument("--all", action="store_true", help="list healthy feeds too")
+    p_status.add_argument(
+        "--fail-on-problems",
+        action="store_true",
+        help="exit 3 when a feed is failing or stale (for monitoring)",
+    )
+    p_status.set_defaults(func=cmd_status)
 
     p_ddl = sub.add_parser("ddl", help="print table definitions for a warehouse")
     p_ddl.add_argument("--dialect", required=True, choices=["duckdb", "athena", "trino", "spark"])

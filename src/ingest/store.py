@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -237,20 +238,39 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
-def _default_s3_client() -> object:
+@dataclass(frozen=True)
+class S3Credentials:
+    """Explicit S3 settings (e.g. from an Airflow Connection) instead of AWS_* variables."""
+
+    access_key: str | None = None
+    secret_key: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def __repr__(self) -> str:  # never print a secret
+        return f"S3Credentials(endpoint_url={self.endpoint_url!r}, region={self.region!r})"
+
+
+def _default_s3_client(credentials: S3Credentials | None = None) -> object:
     import boto3
     from botocore.config import Config
 
+    creds = credentials or S3Credentials()
     config = Config(
         connect_timeout=10,
         read_timeout=60,
         retries={"max_attempts": 5, "mode": "standard"},
         s3={"addressing_style": "path"},
     )
-    return boto3.session.Session().client("s3", config=config)
+    session = boto3.session.Session(
+        aws_access_key_id=creds.access_key,
+        aws_secret_access_key=creds.secret_key,
+        region_name=creds.region,
+    )
+    return session.client("s3", config=config, endpoint_url=creds.endpoint_url)
 
 
-def open_store(uri: str) -> Store:
+def open_store(uri: str, s3: S3Credentials | None = None) -> Store:
     """`s3://bucket/prefix`, `file:///path` or a plain path."""
     if not uri or not uri.strip():
         raise StoreError("store URI is empty")
@@ -258,7 +278,7 @@ def open_store(uri: str) -> Store:
     if parts.scheme == "s3":
         if not parts.netloc:
             raise StoreError(f"store URI {uri!r} names no bucket (s3://bucket/prefix)")
-        return S3Store(parts.netloc, parts.path)
+        return S3Store(parts.netloc, parts.path, _default_s3_client(s3) if s3 else None)
     if parts.scheme == "file":
         return LocalStore(parts.path)
     if parts.scheme and len(parts.scheme) > 1:
