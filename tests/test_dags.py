@@ -75,3 +75,69 @@ def test_dag_integrity(airflow_home: dict[str, str]) -> None:
         for task_id, t in dag["tasks"].items():
             assert t["owner"] == "newsflow" and t["retries"] >= 1, (dag_id, task_id)
             assert t["doc"] and t["callback"], (dag_id, task_id)
+
+
+def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: Path) -> None:
+    from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
+
+    from ingest.lake import read_committed
+    from ingest.store import open_store
+
+    endpoint, bucket = s3_bucket
+    with FixtureServer().running() as srv:
+        feeds_yaml = "feeds:\n"
+        for f in range(3):
+            items = []
+            for i in range(2):
+                n = f * 10 + i
+                html = article_html(f"Airflow story {n}", paragraphs(700 + n),
+                                    published="2025-12-18T10:00:00+00:00")  # fmt: skip
+                srv.add(f"/a/{n}", Route(html.encode()))
+                items.append({"title": f"a{n}", "link": srv.url(f"/a/{n}")})
+            srv.add(f"/f{f}.xml", Route(rss(items), content_type="application/rss+xml"))
+            feeds_yaml += f"  - name: af-{f}\n    url: {srv.url(f'/f{f}.xml')}\n"
+        (tmp_path / "feeds.yaml").write_text(feeds_yaml)
+        conn = {
+            "conn_type": "aws",
+            "login": endpoint.access_key,
+            "password": endpoint.secret_key,
+            "extra": {"endpoint_url": endpoint.endpoint_url, "region_name": "us-east-1"},
+        }
+        env = {k: v for k, v in airflow_home.items() if not k.startswith("AWS_")}
+        env.update({
+            "AIRFLOW_CONN_NEWSFLOW_S3": json.dumps(conn),
+            "NEWSFLOW_STORE_URI": f"s3://{bucket}/lake",
+            "NEWSFLOW_FEEDS_FILE": str(tmp_path / "feeds.yaml"),
+            "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
+            "INGEST_WORKERS": "2",
+        })  # fmt: skip
+        got = python(
+            """
+            import json, os
+            from airflow.dag_processing.dagbag import DagBag
+            from airflow.models.asset import AssetEvent
+            from airflow.utils.session import create_session
+            bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+            run = bag.get_dag("news_ingest").test(run_conf={"shards": 2})
+            states = {ti.task_id + str(ti.map_index): str(ti.state)
+                      for ti in run.get_task_instances()}
+            with create_session() as session:
+                events = [(e.asset.name, e.extra) for e in session.query(AssetEvent).all()]
+            dates = events[0][1]["dates"] if events else []
+            index_run = bag.get_dag("news_daily_index").test(run_conf={"dates": dates})
+            print(json.dumps({"state": str(run.state), "states": states, "events": events,
+                              "index_state": str(index_run.state)}))
+            """,
+            env,
+            timeout=600,
+        )
+    assert got["state"].endswith("success"), got
+    assert sum(k.startswith("ingest_shard") for k in got["states"]) == 2
+    article_events = [extra for name, extra in got["events"] if name == "newsflow_articles"]
+    assert article_events == [{"dates": ["2025-12-18"], "run_id": article_events[0]["run_id"],
+                               "articles": 6}]  # fmt: skip
+    assert got["index_state"].endswith("success")
+    store = open_store(f"s3://{bucket}/lake")
+    ids = read_committed(store)["article_id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 6
+    assert store.exists("index/date=2025-12-18/latest-news.html")
