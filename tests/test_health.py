@@ -71,8 +71,8 @@ def test_failure_alert_posts_one_line_to_the_webhook() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        line = alerts.failure_line("news_ingest", "commit", "scheduled__x", 2,
-                                   RuntimeError("bucket 'b' does not exist\n(details)"))  # fmt: skip
+        error = RuntimeError("bucket 'b' does not exist\n(details)")
+        line = alerts.failure_line("news_ingest", "commit", "scheduled__x", 2, error)
         assert "\n" not in line and line.startswith("newsflow FAILED news_ingest.commit")
         assert alerts.notify(line, f"http://127.0.0.1:{server.server_address[1]}/hook")
         assert received == [{"text": line}]
