@@ -1,5 +1,5 @@
 # Every target creates .venv/ from the pinned lock files first; nothing else is needed.
-.PHONY: demo test lint format lock bench
+.PHONY: demo test lint format lock bench airflow
 
 demo:  ## run the whole pipeline offline on the bundled demo site into ./data
 	scripts/bootstrap.sh requirements.lock
@@ -25,3 +25,7 @@ lock:  ## re-resolve the pinned dependencies after editing pyproject.toml
 		--generate-hashes --no-header -q -o requirements.lock
 	.venv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 		--generate-hashes --no-header -q -o requirements-dev.lock
+
+airflow:  ## Airflow standalone with the DAGs, embedded S3 and the demo site (Ctrl-C stops)
+	scripts/bootstrap.sh requirements-dev.lock
+	.venv/bin/python scripts/airflow_local.py

@@ -89,7 +89,8 @@ def news_ingest() -> None:
 
         names = set(spec["feeds"])
         feeds = [f for f in load_feeds(nf.feeds_file()) if f.name in names]
-        settings = Settings.from_env(progress=False)
+        # fork: Airflow's task runner is the main module, which workers must not re-import
+        settings = Settings.from_env(progress=False, mp_start_method="fork")
         report = Run(nf.store(), feeds, settings, run_id=run_id, shard=spec["shard"]).stage()
         if report is None:
             return {"shard": spec["shard"], "count": spec["count"], "already_committed": True}

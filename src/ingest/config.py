@@ -58,6 +58,10 @@ class Settings:
     fetch_concurrency: int = 16
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     extract_timeout: float = 60.0
+    # forkserver: safest for the CLI. fork: for hosts whose main module must not be
+    # re-imported by workers (Airflow's task runner); the pool is then forked before any
+    # fetch thread starts.
+    mp_start_method: str = "forkserver"
     min_words: int = 25
     part_rows: int = 5_000
     progress: bool = True
@@ -89,6 +93,11 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be > 0, got {getattr(self, name)!r}")
+        if self.mp_start_method not in ("forkserver", "fork", "spawn"):
+            raise ConfigError(
+                f"setting mp_start_method must be forkserver, fork or spawn, "
+                f"got {self.mp_start_method!r}"
+            )
         for name in ("max_redirects", "http_retries", "per_host_delay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name} must be >= 0, got {getattr(self, name)!r}")

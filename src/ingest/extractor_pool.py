@@ -23,13 +23,14 @@ T = TypeVar("T")
 
 
 class ExtractorPool:
-    def __init__(self, workers: int, timeout: float) -> None:
+    def __init__(self, workers: int, timeout: float, start_method: str = "forkserver") -> None:
         self.workers = workers
         self.timeout = timeout
         # forkserver: workers never inherit the parent's threads and locks (fork-safety),
         # and preloading trafilatura makes each new worker cheap.
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["ingest.extract"])
+        self._ctx = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["ingest.extract"])
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -66,6 +67,13 @@ class ExtractorPool:
                     "extract_timeout", f"processing took longer than {self.timeout:.0f}s"
                 ) from None
         raise ExtractError("extract_crashed", f"the worker process crashed on {what}")
+
+    def start(self) -> None:
+        """Start every worker now. Call it before starting threads when using fork: the
+        children then inherit no thread's half-held lock."""
+        pool = self._get()
+        for future in [pool.submit(abs, 0) for _ in range(self.workers)]:
+            future.result(timeout=self.timeout)
 
     def extract(self, html: str, url: str) -> dict[str, Any]:
         return self.call(extract_page, html, url, what=url)

@@ -152,7 +152,10 @@ class Run:
     def _ingest(self, committed: Any) -> CommitRequest:
         settings = self.settings
         client = HttpClient(settings)
-        extractor = ExtractorPool(settings.workers, settings.extract_timeout)
+        extractor = ExtractorPool(
+            settings.workers, settings.extract_timeout, settings.mp_start_method
+        )
+        extractor.start()  # before any fetch or poll thread exists
         articles = PartWriter(
             self.store,
             schema.article(),
