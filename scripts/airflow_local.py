@@ -50,12 +50,14 @@ def index_ran(env: dict[str, str]) -> bool:
         ["airflow", "dags", "list-runs", "news_daily_index", "-o", "json"],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    try:
-        runs = json.loads(result.stdout or "[]")
-    except json.JSONDecodeError:
-        return False
-    return any(r.get("state") == "success" and r.get("run_type") == "asset_triggered"
-               for r in runs)  # fmt: skip
+    for line in result.stdout.splitlines():  # log lines may precede the JSON
+        if line.startswith("["):
+            runs = json.loads(line)
+            return any(
+                r.get("state") == "success" and r["run_id"].startswith("asset_triggered__")
+                for r in runs
+            )
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,3 +141,24 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
     ids = read_committed(store)["article_id"].to_pylist()
     assert len(ids) == len(set(ids)) == 6
     assert store.exists("index/date=2025-12-18/latest-news.html")
+
+
+@pytest.mark.timeout(900)
+def test_real_scheduler_asset_event_triggers_the_index(tmp_path: Path) -> None:
+    """scheduler + dag-processor + triggerer + API server (airflow standalone): the ingest
+    run's asset event starts news_daily_index by itself."""
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "airflow_local.py"), "--home", str(tmp_path),
+         "--port", str(free_port()), "--site-port", str(free_port()), "--until-index", "600"],
+        capture_output=True, text=True, timeout=840,
+    )  # fmt: skip
+    log = (tmp_path / "standalone.log").read_text(errors="replace")[-4000:]
+    assert result.returncode == 0, (result.stdout, result.stderr[-2000:], log)
+    assert "news_daily_index ran on the newsflow_articles asset event" in result.stdout
