@@ -23,14 +23,7 @@ from airflow.sdk import Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-DEFAULT_ARGS = {
-    "owner": "newsflow",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(minutes=20),
-    "on_failure_callback": nf.on_failure,
-}
+DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=20))
 
 
 def days_to_build(

@@ -25,15 +25,7 @@ import newsflow_airflow as nf
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-DEFAULT_ARGS = {
-    "owner": "newsflow",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": nf.on_failure,
-}
+DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=30))
 
 
 @dag(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Connection, Variable
@@ -72,3 +73,16 @@ def on_failure(context: dict[str, Any]) -> None:
         error=context.get("exception"),
     )
     alerts.notify(line, setting("newsflow_alert_webhook", "NEWSFLOW_ALERT_WEBHOOK"))
+
+
+def default_args(timeout: timedelta) -> dict[str, Any]:
+    """Owner, retries with exponential backoff, a per-task timeout and the alert callback."""
+    return {
+        "owner": "newsflow",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": timeout,
+        "on_failure_callback": on_failure,
+    }
