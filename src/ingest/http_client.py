@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -440,13 +439,3 @@ def _type_ok(ctype: str, accept: tuple[str, ...]) -> bool:
         if ctype == pattern:
             return True
     return False
-
-
-def http_date(value: str | None) -> float | None:
-    """Parse an HTTP date header to epoch seconds; None when absent or malformed."""
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None

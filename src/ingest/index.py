@@ -157,7 +157,7 @@ def build_entries(table: pa.Table) -> list[dict[str, Any]]:
                 "article_id": shown["article_id"],
                 "other_sources": sorted({r["source"] for r in others} - {shown["source"]}),
                 "other_article_ids": sorted(r["article_id"] for r in others),
-                "schema_version": schema.load("index").version,
+                "schema_version": schema.index().version,
             }
         )
     entries.sort(key=lambda e: (-e["published_at"].timestamp(), e["article_id"]))
@@ -174,7 +174,7 @@ def _iso(value: datetime) -> str:
 
 
 def render_parquet(entries: list[dict[str, Any]]) -> bytes:
-    index_schema = schema.load("index").arrow
+    index_schema = schema.index().arrow
     table = pa.Table.from_pylist(
         [{name: e[name] for name in index_schema.names} for e in entries], schema=index_schema
     )

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -284,8 +283,3 @@ def open_store(uri: str, s3: S3Credentials | None = None) -> Store:
     if parts.scheme and len(parts.scheme) > 1:
         raise StoreError(f"unsupported store URI scheme {parts.scheme!r}: use s3:// or a path")
     return LocalStore(uri)
-
-
-def scratch_dir() -> Path:
-    """Local scratch space for parts being written before upload."""
-    return Path(tempfile.mkdtemp(prefix="newsflow-"))
