@@ -6,6 +6,7 @@ demo:  ## run the whole pipeline offline on the bundled demo site into ./data
 	.venv/bin/ingest demo
 
 test:  ## the whole test suite (unit + integration on SeaweedFS and loopback HTTP) and lint
+	scripts/system_deps.sh
 	scripts/bootstrap.sh requirements-dev.lock
 	.venv/bin/python -m pytest
 

@@ -38,3 +38,23 @@ def test_stuck_worker_times_out_and_is_replaced() -> None:
         assert pool.call(abs, -5, what="next") == 5
     finally:
         pool.close()
+
+
+def test_daemonic_host_extracts_in_process() -> None:
+    """Celery's prefork workers are daemonic and may not start children."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def child() -> None:
+        pool = ExtractorPool(workers=2, timeout=30, start_method="fork")
+        pool.start()
+        page = "<html><body><article><p>" + "Daemon words. " * 40 + "</p></article></body></html>"
+        queue.put(pool.extract(page, "https://n.example/d")["word_count"])
+        pool.close()
+
+    proc = ctx.Process(target=child, daemon=True)
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0 and queue.get(timeout=5) >= 40

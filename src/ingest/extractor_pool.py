@@ -11,7 +11,7 @@ import logging
 import multiprocessing
 import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -37,7 +37,13 @@ class ExtractorPool:
     def _get(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx)
+                if multiprocessing.current_process().daemon:
+                    # A daemonic host (Celery's prefork pool) may not have children: work
+                    # in this process; scale out with more worker slots instead.
+                    log.warning("daemonic process: extraction runs in-process, one page at a time")
+                    self._pool = _InProcess()  # type: ignore[assignment]
+                else:
+                    self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx)
             return self._pool
 
     def _replace(self, broken: ProcessPoolExecutor, kill: bool) -> None:
@@ -83,3 +89,22 @@ class ExtractorPool:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _InProcess:
+    """The executor interface, run serially in the calling thread (no child processes)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:  # one page at a time: trafilatura holds the GIL anyway
+            try:
+                future.set_result(fn(*args))
+            except Exception as exc:
+                future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
