@@ -25,6 +25,10 @@ from ingest.store import open_store
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from airflow_local import airflow_env  # noqa: E402
+
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 
@@ -127,29 +131,20 @@ def test_two_celery_workers_share_the_shards(
             "password": endpoint.secret_key,
             "extra": {"endpoint_url": endpoint.endpoint_url, "region_name": "us-east-1"},
         }
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update({
-            "AIRFLOW_HOME": str(tmp_path / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        env = airflow_env(tmp_path / "airflow", api_port, {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres,
             "AIRFLOW__CELERY__BROKER_URL": redis,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres.replace("+psycopg2", ""),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-            "AIRFLOW__API__PORT": str(api_port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "NEWSFLOW_INGEST_SCHEDULE": "@once",
             "AIRFLOW_CONN_NEWSFLOW_S3": json.dumps(conn),
             "NEWSFLOW_STORE_URI": f"s3://{bucket}/lake",
             "NEWSFLOW_FEEDS_FILE": str(tmp_path / "feeds.yaml"),
             "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
             "INGEST_WORKERS": "1",
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
         })  # fmt: skip
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True,
                        timeout=600)  # fmt: skip
