@@ -10,6 +10,7 @@ State lives in .airflow/ (Airflow's SQLite database, the S3 server's data, the f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -122,18 +123,35 @@ def main(argv: list[str] | None = None) -> int:
             stop(proc)
 
 
+def session_processes(session: int) -> list[int]:
+    """Processes of a session: standalone starts one, and its task processes stay in it even
+    when they start process groups of their own."""
+    pids = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if os.getsid(pid) == session and pid != os.getpid():
+                pids.append(pid)
+        except ProcessLookupError:
+            continue
+    return pids
+
+
 def stop(proc: subprocess.Popen) -> None:
-    """Stop standalone by its process group: its scheduler and workers outlive the parent."""
+    """Stop standalone by its process group, then whatever else its session still holds
+    (scheduler workers and task processes outlive the parent)."""
     for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            return
+            break
         try:
             proc.wait(timeout=wait)
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
+    for pid in session_processes(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

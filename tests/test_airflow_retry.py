@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from airflow_local import airflow_env, stop  # noqa: E402
+from airflow_local import airflow_env, session_processes, stop  # noqa: E402
 
 PAGES_PER_FEED = 4
 
@@ -135,3 +135,5 @@ def test_killed_shard_is_retried_without_duplicates(s3_bucket, tmp_path: Path) -
     assert max(json.loads(tries)) >= 2, tries  # the killed shard ran again
     ids = read_committed(open_store(f"s3://{bucket}/lake"))["article_id"].to_pylist()
     assert len(ids) == len(set(ids)) == 2 * PAGES_PER_FEED
+    time.sleep(1)
+    assert session_processes(proc.pid) == [], "processes of the Airflow session outlived it"
