@@ -46,19 +46,21 @@ def airflow_env(home: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def index_ran(env: dict[str, str]) -> bool:
+def dag_runs(dag_id: str, env: dict[str, str]) -> list[dict]:
+    """`airflow dags list-runs` as JSON, newest first (log lines may precede the JSON)."""
     result = subprocess.run(
-        ["airflow", "dags", "list-runs", "news_daily_index", "-o", "json"],
+        ["airflow", "dags", "list-runs", dag_id, "-o", "json"],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    for line in result.stdout.splitlines():  # log lines may precede the JSON
-        if line.startswith("["):
-            runs = json.loads(line)
-            return any(
-                r.get("state") == "success" and r["run_id"].startswith("asset_triggered__")
-                for r in runs
-            )
-    return False
+    lines = (line for line in result.stdout.splitlines() if line.startswith("["))
+    return next((json.loads(line) for line in lines), [])
+
+
+def index_ran(env: dict[str, str]) -> bool:
+    return any(
+        r.get("state") == "success" and r["run_id"].startswith("asset_triggered__")
+        for r in dag_runs("news_daily_index", env)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

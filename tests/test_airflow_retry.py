@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from airflow_local import airflow_env, session_processes, stop  # noqa: E402
+from airflow_local import airflow_env, dag_runs, session_processes, stop  # noqa: E402
 
 PAGES_PER_FEED = 4
 
@@ -53,12 +53,6 @@ def fetching_task(site_port: int) -> psutil.Process | None:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return None
-
-
-def list_runs(env: dict[str, str]) -> list[dict]:
-    out = subprocess.run(["airflow", "dags", "list-runs", "news_ingest", "-o", "json"],
-                         env=env, capture_output=True, text=True).stdout  # fmt: skip
-    return next((json.loads(line) for line in out.splitlines() if line.startswith("[")), [])
 
 
 @pytest.mark.timeout(900)
@@ -115,7 +109,7 @@ def test_killed_shard_is_retried_without_duplicates(s3_bucket, tmp_path: Path) -
             assert killed, "no shard task was seen fetching"
             deadline = time.monotonic() + 420
             while time.monotonic() < deadline:
-                runs = list_runs(env)
+                runs = dag_runs("news_ingest", env)
                 state = runs[0]["state"] if runs else None
                 if state in ("success", "failed"):
                     break

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from airflow_local import airflow_env  # noqa: E402
+from airflow_local import airflow_env, dag_runs  # noqa: E402
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
@@ -164,10 +164,7 @@ def test_two_celery_workers_share_the_shards(
             deadline = time.monotonic() + 300
             state = None
             while time.monotonic() < deadline:
-                out = subprocess.run([airflow, "dags", "list-runs", "news_ingest", "-o", "json"],
-                                     env=env, capture_output=True, text=True).stdout  # fmt: skip
-                runs = next((json.loads(line) for line in out.splitlines()
-                             if line.startswith("[")), [])  # fmt: skip
+                runs = dag_runs("news_ingest", env)
                 state = runs[0]["state"] if runs else None
                 if state in ("success", "failed"):
                     break
