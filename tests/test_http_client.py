@@ -240,3 +240,79 @@ def test_errors_survive_pickling() -> None:
     )
     blocked = pickle.loads(pickle.dumps(BlockedAddress("10.0.0.1 is private")))
     assert isinstance(blocked, BlockedAddress) and blocked.reason == "blocked_address"
+
+
+def _trickle_headers(req: BaseHTTPRequestHandler) -> None:
+    """Status line, then one header byte per 0.2 s: every byte resets a read timeout."""
+    try:
+        req.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        req.wfile.flush()
+        for byte in b"X-Slow: " + b"a" * 1000:
+            req.wfile.write(bytes([byte]))
+            req.wfile.flush()
+            time.sleep(0.2)
+    except OSError:
+        pass
+
+
+def test_header_trickle_is_bounded_by_the_total_deadline(server: FixtureServer) -> None:
+    server.add("/headers", _trickle_headers)
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        client(total_timeout=1.5, read_timeout=1.0, http_retries=2).get(server.url("/headers"))
+    elapsed = time.monotonic() - started
+    assert err.value.reason == "timeout" and "deadline" in err.value.detail
+    assert elapsed < 3.0, elapsed  # the budget, plus scheduling slack; never minutes
+
+
+def test_retries_and_backoff_stay_inside_the_deadline(server: FixtureServer) -> None:
+    def reset(req: BaseHTTPRequestHandler) -> None:
+        time.sleep(0.4)
+        req.send_response(503)
+        req.send_header("Content-Length", "0")
+        req.end_headers()
+
+    server.add("/flaky", reset)
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        client(total_timeout=2.0, http_retries=10).get(server.url("/flaky"))
+    elapsed = time.monotonic() - started
+    assert err.value.reason == "http_503"
+    assert elapsed < 3.0, elapsed
+    assert 2 <= server.hits["/flaky"] < 11  # it retried, and stopped when time ran out
+
+
+def test_waiting_for_a_host_slot_is_not_fetching(server: FixtureServer) -> None:
+    """Two slow pages first on a host must not make the host's other pages time out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def slow(req: BaseHTTPRequestHandler) -> None:
+        time.sleep(1.5)  # longer than the budget: these two time out themselves
+
+    server.add("/slow", slow)
+    for i in range(6):
+        server.add(f"/ok{i}", Route(b"<html><body>fine</body></html>"))
+    c = client(total_timeout=1.0, read_timeout=5.0, per_host_concurrency=1)
+
+    def fetch(path: str) -> str:
+        try:
+            return c.get(server.url(path)).body.decode()
+        except FetchError as exc:
+            return exc.reason
+
+    with ThreadPoolExecutor(8) as pool:
+        slow_results = [pool.submit(fetch, f"/slow?{i}") for i in range(2)]
+        time.sleep(0.05)  # the slow ones take the host's slot first, one after the other
+        ok_results = [pool.submit(fetch, f"/ok{i}") for i in range(6)]
+        assert [f.result() for f in slow_results] == ["timeout", "timeout"]
+        assert [f.result() for f in ok_results] == ["<html><body>fine</body></html>"] * 6
+
+
+def test_ipv6_zone_id_and_malformed_urls_refused_by_the_guard() -> None:
+    with pytest.raises(FetchError) as err:
+        client(allow_networks=["::/0", "0.0.0.0/0"]).get("http://[::1%25lo]/")
+    assert err.value.reason == "blocked_address" and "zone" in err.value.detail
+    for bad in ("https://[::1", "http://example.org:99999/"):
+        with pytest.raises(FetchError) as err:
+            client().get(bad)
+        assert err.value.reason == "bad_url", bad

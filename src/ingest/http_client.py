@@ -5,6 +5,11 @@ Named http_client (not http) so it never shadows the standard library's `http`.
 Security lives in the connection itself: every connection, including each redirect
 hop, resolves the host once, checks every resolved address and connects to the checked
 address, so DNS rebinding cannot slip a private address in between check and use.
+
+Time lives in one place too: every fetch has one `Deadline` that covers name resolution,
+connect, headers, body, redirects, retries and backoff. A watchdog thread shuts the socket
+down when it runs out, so a server that trickles bytes cannot stretch it. The clock runs
+only while the fetch holds a per-host slot: waiting behind other pages is not fetching.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -23,6 +31,7 @@ import urllib3
 from protego import Protego
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import MaxRetryError
 from urllib3.util import Retry, Timeout
 from w3lib.encoding import html_to_unicode
 
@@ -129,16 +138,148 @@ def _detect_encoding(body: bytes) -> str | None:
     return best.encoding if best else None
 
 
+class Deadline:
+    """The time budget of one fetch. It runs only while resumed (while the fetch holds a
+    host slot) and, once spent, shuts down every socket attached to it: a blocked read
+    returns at once, however the server paces its bytes."""
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.expired = False
+        self._lock = threading.Lock()
+        self._spent = 0.0
+        self._since: float | None = None  # monotonic start of the running stretch
+        self._sockets: set[socket.socket] = set()
+
+    def remaining(self) -> float:
+        with self._lock:
+            return self._remaining(time.monotonic())
+
+    def _remaining(self, now: float) -> float:
+        running = now - self._since if self._since is not None else 0.0
+        return self.budget - self._spent - running
+
+    def ends_at(self) -> float | None:
+        """Monotonic time at which the budget runs out, or None while paused."""
+        with self._lock:
+            if self._since is None or self.expired:
+                return None
+            return self._since + self.budget - self._spent
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._since is None:
+                self._since = time.monotonic()
+
+    def pause(self) -> None:
+        with self._lock:
+            if self._since is not None:
+                self._spent += time.monotonic() - self._since
+                self._since = None
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.expired:
+                _shutdown(sock)
+            self._sockets.add(sock)
+
+    def release(self) -> None:
+        """The fetch is over: its sockets go back to the pool untouched."""
+        with self._lock:
+            self._sockets.clear()
+            if self._since is not None:
+                self._spent += time.monotonic() - self._since
+                self._since = None
+
+    def expire_if_due(self, now: float) -> bool:
+        with self._lock:
+            if self.expired or self._since is None or self._remaining(now) > 0:
+                return False
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+            return True
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with suppress(OSError):  # already closed or never connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread per client that expires the deadlines of running fetches on time."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadlines: set[Deadline] = set()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def track(self, deadline: Deadline) -> None:
+        with self._cond:
+            self._deadlines.add(deadline)
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(
+                    target=self._loop, name="fetch-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def untrack(self, deadline: Deadline) -> None:
+        with self._cond:
+            self._deadlines.discard(deadline)
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                now = time.monotonic()
+                ends = []
+                for deadline in list(self._deadlines):
+                    if deadline.expire_if_due(now):
+                        self._deadlines.discard(deadline)
+                    elif (end := deadline.ends_at()) is not None:
+                        ends.append(end)
+                wait = min(ends, default=now + 1.0) - now
+                self._cond.wait(timeout=min(max(wait, 0.005), 1.0))
+
+
+# The deadline of the fetch running on this thread, found by the connections it opens.
+_current = threading.local()
+
+# Name resolution has no timeout of its own: it runs here so a fetch can stop waiting.
+_resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[Any]:
+    future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=max(timeout, 0.001))
+    except FuturesTimeout:
+        raise FetchError(
+            "timeout", f"resolving {host} took longer than the fetch deadline", transient=True
+        ) from None
+    except socket.gaierror as exc:
+        raise FetchError("dns_error", f"cannot resolve {host}: {exc}", transient=True) from None
+
+
 def _guarded_connection(base: type[HTTPConnection], allowed: tuple[IPNetwork, ...]) -> type:
     class Guarded(base):  # type: ignore[misc, valid-type]
         def _new_conn(self) -> socket.socket:
             host = self._dns_host.strip("[]")
-            try:
-                infos = socket.getaddrinfo(host, self.port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise FetchError(
-                    "dns_error", f"cannot resolve {host}: {exc}", transient=True
-                ) from None
+            deadline: Deadline | None = getattr(_current, "deadline", None)
+            budget = deadline.remaining() if deadline is not None else 30.0
+            infos = _resolve(host, self.port, budget)
             refusals = []
             last: OSError | None = None
             for family, socktype, proto, _, sockaddr in infos:
@@ -148,6 +289,8 @@ def _guarded_connection(base: type[HTTPConnection], allowed: tuple[IPNetwork, ..
                     refusals.append(why)
                     continue
                 sock = socket.socket(family, socktype, proto)
+                if deadline is not None:
+                    deadline.attach(sock)
                 try:
                     for opt in self.socket_options or ():
                         sock.setsockopt(*opt)
@@ -162,7 +305,25 @@ def _guarded_connection(base: type[HTTPConnection], allowed: tuple[IPNetwork, ..
                 raise BlockedAddress(f"{host}: {refusals[0]}")
             raise urllib3.exceptions.NewConnectionError(self, f"cannot connect to {host}: {last}")
 
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            # A pooled connection's socket joins this fetch's deadline before we wait on it.
+            deadline: Deadline | None = getattr(_current, "deadline", None)
+            if deadline is not None and self.sock is not None:
+                deadline.attach(self.sock)
+            return super().getresponse(*args, **kwargs)
+
     return Guarded
+
+
+@contextmanager
+def _running(deadline: Deadline) -> Iterator[None]:
+    """Bind the deadline to this thread; a nested fetch (robots.txt) restores the outer one."""
+    outer = getattr(_current, "deadline", None)
+    _current.deadline = deadline
+    try:
+        yield
+    finally:
+        _current.deadline = outer
 
 
 class RobotsCache:
@@ -219,24 +380,20 @@ class HttpClient:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        retries = Retry(
+        # Retries are ours (see `get`), so they stay inside the fetch's deadline; urllib3's
+        # Retry still decides the backoff.
+        self._retry = Retry(
             total=settings.http_retries,
-            connect=settings.http_retries,
-            read=settings.http_retries,
-            status=settings.http_retries,
             redirect=False,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=frozenset({"GET"}),
             backoff_factor=0.5,
             backoff_max=5.0,
             raise_on_status=False,
-            respect_retry_after_header=False,  # a hostile Retry-After must not stall a run
         )
         self._pool = urllib3.PoolManager(
             num_pools=256,
             maxsize=settings.per_host_concurrency,
             block=False,
-            retries=retries,
+            retries=False,
             headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
         )
         allowed = settings.allow_networks
@@ -255,11 +412,13 @@ class HttpClient:
         self._host_lock = threading.Lock()
         self._host_slots: dict[str, threading.BoundedSemaphore] = {}
         self._host_next: dict[str, float] = {}
+        self._watchdog = _Watchdog()
         self.robots = RobotsCache(self)
         self.bytes_received = 0
         self._bytes_lock = threading.Lock()
 
     def close(self) -> None:
+        self._watchdog.stop()
         self._pool.clear()
 
     def _slot(self, host: str) -> threading.BoundedSemaphore:
@@ -282,6 +441,18 @@ class HttpClient:
         if start > now:
             time.sleep(start - now)
 
+    @contextmanager
+    def _host_turn(self, host: str, deadline: Deadline) -> Iterator[None]:
+        """Hold one of the host's slots; the deadline runs only while it is held."""
+        with self._slot(host):
+            self._wait_turn(host)
+            deadline.resume()
+            self._watchdog.wake()
+            try:
+                yield
+            finally:
+                deadline.pause()
+
     def get(
         self,
         url: str,
@@ -295,79 +466,130 @@ class HttpClient:
 
         A 304 is returned (not raised) so conditional GET callers can act on it.
         """
+        deadline = Deadline(self.settings.total_timeout)
+        self._watchdog.track(deadline)
+        try:
+            with _running(deadline):
+                return self._fetch(url, accept, headers, max_bytes, check_robots, deadline)
+        finally:
+            deadline.release()
+            self._watchdog.untrack(deadline)
+
+    def _fetch(
+        self,
+        url: str,
+        accept: tuple[str, ...] | None,
+        headers: dict[str, str] | None,
+        max_bytes: int | None,
+        check_robots: bool,
+        deadline: Deadline,
+    ) -> Response:
         settings = self.settings
         limit = max_bytes or settings.max_bytes
         started = time.monotonic()
-        deadline = started + settings.total_timeout
         redirects: list[str] = []
         current = url
+        retry = self._retry
         while True:
-            parts = urlsplit(current)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise FetchError("bad_url", f"not an http(s) URL: {current!r}")
+            host = _checked_host(current)
             if check_robots and settings.respect_robots and not self.robots.allowed(current):
                 raise FetchError("robots_disallowed", f"robots.txt disallows {current}")
-            host = parts.netloc.lower()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise FetchError(
-                    "timeout",
-                    f"total deadline of {settings.total_timeout}s exceeded",
-                    transient=True,
-                )
-            timeout = Timeout(
-                connect=min(settings.connect_timeout, remaining),
-                read=min(settings.read_timeout, remaining),
-            )
-            with self._slot(host):
-                self._wait_turn(host)
-                resp = self._request(current, headers, timeout)
-                complete = False
+            try:
+                with self._host_turn(host, deadline):
+                    hop = self._hop(current, headers, accept, limit, deadline)
+            except FetchError as exc:
+                if not exc.transient or deadline.expired:
+                    raise
                 try:
-                    status = resp.status
-                    if status in (301, 302, 303, 307, 308) and resp.headers.get("location"):
-                        if len(redirects) >= settings.max_redirects:
-                            raise FetchError(
-                                "too_many_redirects",
-                                f"more than {settings.max_redirects} redirects from {url}",
-                                status=status,
-                            )
-                        redirects.append(current)
-                        current = urljoin(current, resp.headers["location"].strip())
-                        continue
-                    hdrs = {k.lower(): v for k, v in resp.headers.items()}
-                    if status == 304:
-                        complete = True
-                        return Response(
-                            url, current, status, hdrs, b"", redirects, time.monotonic() - started
-                        )
-                    if status >= 400:
-                        raise FetchError(
-                            f"http_{status}",
-                            f"{current} answered {status}",
-                            status=status,
-                            transient=status in (408, 425, 429) or status >= 500,
-                        )
-                    if status != 200:
-                        raise FetchError(
-                            f"http_{status}", f"{current} answered {status}", status=status
-                        )
-                    ctype = hdrs.get("content-type", "").split(";")[0].strip().lower()
-                    if accept is not None and ctype and not _type_ok(ctype, accept):
-                        raise FetchError(
-                            "bad_content_type",
-                            f"{current} is {ctype}, expected {accept}",
-                            status=status,
-                        )
-                    body = self._read_body(resp, limit, deadline, current)
-                    complete = True
-                finally:
-                    if not complete:  # unread bytes: this connection must not be reused
-                        resp.close()
-                    resp.release_conn()
+                    retry = retry.increment(method="GET", url=current)
+                except MaxRetryError:
+                    raise exc from None
+                backoff = retry.get_backoff_time()
+                if backoff >= deadline.remaining():
+                    raise exc
+                log.debug("retrying %s in %.1fs after %s", current, backoff, exc)
+                time.sleep(backoff)  # part of the fetch: the deadline counts it
+                continue
+            status, hdrs, body = hop
+            if body is None:  # a redirect
+                if len(redirects) >= settings.max_redirects:
+                    raise FetchError(
+                        "too_many_redirects",
+                        f"more than {settings.max_redirects} redirects from {url}",
+                        status=status,
+                    )
+                redirects.append(current)
+                current = urljoin(current, hdrs["location"].strip())
+                retry = self._retry
+                continue
             with self._bytes_lock:
                 self.bytes_received += len(body)
             return Response(url, current, status, hdrs, body, redirects, time.monotonic() - started)
+
+    def _hop(
+        self,
+        url: str,
+        headers: dict[str, str] | None,
+        accept: tuple[str, ...] | None,
+        limit: int,
+        deadline: Deadline,
+    ) -> tuple[int, dict[str, str], bytes | None]:
+        """One request on one host: (status, headers, body), body None for a redirect."""
+        remaining = deadline.remaining()
+        if remaining <= 0:  # never send a request the fetch has no time left for
+            raise self._timeout(deadline, "before sending the request")
+        timeout = Timeout(
+            connect=min(self.settings.connect_timeout, remaining),
+            read=min(self.settings.read_timeout, remaining),
+        )
+        try:
+            resp = self._request(url, headers, timeout)
+        except FetchError as exc:
+            if deadline.expired:
+                raise self._timeout(deadline, "waiting for the response headers") from None
+            raise exc
+        complete = False
+        try:
+            status = resp.status
+            hdrs = {k.lower(): v for k, v in resp.headers.items()}
+            if status in (301, 302, 303, 307, 308) and hdrs.get("location"):
+                return status, hdrs, None
+            if status == 304:
+                complete = True
+                return status, hdrs, b""
+            if status >= 400:
+                raise FetchError(
+                    f"http_{status}",
+                    f"{url} answered {status}",
+                    status=status,
+                    transient=status in (408, 425, 429) or status >= 500,
+                )
+            if status != 200:
+                raise FetchError(f"http_{status}", f"{url} answered {status}", status=status)
+            ctype = hdrs.get("content-type", "").split(";")[0].strip().lower()
+            if accept is not None and ctype and not _type_ok(ctype, accept):
+                raise FetchError(
+                    "bad_content_type", f"{url} is {ctype}, expected {accept}", status=status
+                )
+            try:
+                body = self._read_body(resp, limit, deadline, url)
+            except FetchError:
+                if deadline.expired:
+                    raise self._timeout(deadline, "reading the body") from None
+                raise
+            complete = not deadline.expired
+            return status, hdrs, body
+        finally:
+            if not complete:  # unread bytes or a shut-down socket: never reuse this one
+                resp.close()
+            resp.release_conn()
+
+    def _timeout(self, deadline: Deadline, phase: str) -> FetchError:
+        return FetchError(
+            "timeout",
+            f"total deadline of {deadline.budget:g}s exceeded {phase}",
+            transient=True,
+        )
 
     def _request(
         self, url: str, headers: dict[str, str] | None, timeout: Timeout
@@ -384,21 +606,13 @@ class HttpClient:
             )
         except FetchError:
             raise
-        except urllib3.exceptions.MaxRetryError as exc:
-            reason = exc.reason
-            # NewConnectionError subclasses ConnectTimeoutError: test it first.
-            if isinstance(reason, urllib3.exceptions.NewConnectionError):
-                raise FetchError("connection_error", f"{url}: {reason}", transient=True) from None
-            if isinstance(reason, urllib3.exceptions.TimeoutError | socket.timeout):
-                raise FetchError("timeout", f"{url}: {reason}", transient=True) from None
-            raise FetchError("connection_error", f"{url}: {reason}", transient=True) from None
-        except urllib3.exceptions.TimeoutError as exc:
-            raise FetchError("timeout", f"{url}: {exc}", transient=True) from None
+        except MaxRetryError as exc:
+            raise _transport_error(url, exc.reason) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise FetchError("connection_error", f"{url}: {exc}", transient=True) from None
+            raise _transport_error(url, exc) from None
 
     def _read_body(
-        self, resp: urllib3.BaseHTTPResponse, limit: int, deadline: float, url: str
+        self, resp: urllib3.BaseHTTPResponse, limit: int, deadline: Deadline, url: str
     ) -> bytes:
         declared = resp.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -406,28 +620,49 @@ class HttpClient:
         chunks: list[bytes] = []
         size = 0
         try:
-            # read1: return what one socket read brings, so a trickling server cannot
-            # hold us past the deadline while a large read fills up.
+            # read1: return what one socket read brings, so limits apply as bytes arrive.
             for chunk in iter(lambda: resp.read1(64 * 1024), b""):
                 size += len(chunk)
                 if size > limit:
                     raise FetchError("too_large", f"{url} exceeds {limit} bytes (decoded)")
-                if time.monotonic() > deadline:
-                    raise FetchError(
-                        "timeout",
-                        f"{url}: body not complete within {self.settings.total_timeout}s",
-                        transient=True,
-                    )
+                if deadline.expired:
+                    break
                 chunks.append(chunk)
         except FetchError:
             raise
-        except urllib3.exceptions.TimeoutError as exc:
-            raise FetchError("timeout", f"{url}: {exc}", transient=True) from None
         except urllib3.exceptions.DecodeError as exc:
             raise FetchError("decode_error", f"{url}: bad content encoding: {exc}") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise FetchError("connection_error", f"{url}: {exc}", transient=True) from None
+            raise _transport_error(url, exc) from None
+        if deadline.expired:
+            raise FetchError("timeout", f"{url}: body incomplete at the deadline", transient=True)
         return b"".join(chunks)
+
+
+def _checked_host(url: str) -> str:
+    """The pool key of a URL we may request, or a FetchError saying why not."""
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError as exc:
+        raise FetchError("bad_url", f"malformed URL {url[:200]!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise FetchError("bad_url", f"not an http(s) URL: {url[:200]!r}")
+    if "%" in hostname:  # an IPv6 zone id names a local interface: never a publisher
+        raise BlockedAddress(f"{hostname}: IPv6 zone ids are refused")
+    return parts.netloc.lower()
+
+
+def _transport_error(url: str, exc: BaseException | None) -> FetchError:
+    # NewConnectionError subclasses ConnectTimeoutError: test it first.
+    if isinstance(exc, FetchError):
+        return exc
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return FetchError("connection_error", f"{url}: {exc}", transient=True)
+    if isinstance(exc, urllib3.exceptions.TimeoutError | socket.timeout):
+        return FetchError("timeout", f"{url}: {exc}", transient=True)
+    return FetchError("connection_error", f"{url}: {exc}", transient=True)
 
 
 def _type_ok(ctype: str, accept: tuple[str, ...]) -> bool:
