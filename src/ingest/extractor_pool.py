@@ -3,13 +3,22 @@ stuck workers.
 
 One hostile page must not take the run down: a worker that dies (BrokenProcessPool) or
 exceeds the extraction timeout is replaced and only that page becomes a reject.
+
+Workers also exit when the process that created the pool dies, however it dies (kill -9
+included): an idle worker blocks on its call queue, whose write end it holds itself, so it
+would never see EOF and would outlive the run. Once the workers are gone, the forkserver
+and the resource tracker see EOF on their pipes (the workers held the last write ends) and
+exit on their own.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import select
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -43,7 +52,12 @@ class ExtractorPool:
                     log.warning("daemonic process: extraction runs in-process, one page at a time")
                     self._pool = _InProcess()  # type: ignore[assignment]
                 else:
-                    self._pool = ProcessPoolExecutor(self.workers, mp_context=self._ctx)
+                    self._pool = ProcessPoolExecutor(
+                        self.workers,
+                        mp_context=self._ctx,
+                        initializer=_exit_with_owner,
+                        initargs=(os.getpid(),),
+                    )
             return self._pool
 
     def _replace(self, broken: ProcessPoolExecutor, kill: bool) -> None:
@@ -89,6 +103,49 @@ class ExtractorPool:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+_ORPHANED = 70  # exit status of a worker whose owner died
+
+
+def _exit_with_owner(owner_pid: int) -> None:
+    """Worker initializer: exit as soon as the pool's owner dies.
+
+    A thread, not prctl(PR_SET_PDEATHSIG): under forkserver the worker's parent is the
+    forkserver, and under fork/spawn the signal fires when the parent *thread* that
+    started the worker ends (the executor also starts workers from its manager thread).
+    """
+    threading.Thread(
+        target=_watch_owner, args=(owner_pid, os.getppid() == owner_pid), daemon=True
+    ).start()
+
+
+def _watch_owner(owner_pid: int, is_parent: bool) -> None:
+    """Wait for owner_pid to exit, then end this worker without cleanup (os._exit)."""
+    try:
+        pidfd = os.pidfd_open(owner_pid)  # Linux >= 5.3: readable once the process exits
+    except ProcessLookupError:
+        os._exit(_ORPHANED)
+    except (AttributeError, OSError):  # no pidfd: not Linux, old kernel, seccomp
+        while _owner_alive(owner_pid, is_parent):
+            time.sleep(1.0)
+    else:
+        if not is_parent or os.getppid() == owner_pid:  # the pid was not reused meanwhile
+            poller = select.poll()  # not select(): a forked worker may inherit fds >= 1024
+            poller.register(pidfd, select.POLLIN)
+            poller.poll()
+    os._exit(_ORPHANED)
+
+
+def _owner_alive(owner_pid: int, is_parent: bool) -> bool:
+    """The polling fallback: a dead parent reparents us; otherwise probe with signal 0."""
+    if is_parent:
+        return os.getppid() == owner_pid
+    try:
+        os.kill(owner_pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone, or reused by another user
+        return False
+    return True
 
 
 class _InProcess:
