@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 
 import feedparser
@@ -175,3 +176,18 @@ def test_late_arrivals_and_default_days(store: Store) -> None:
     commit(store, "r3", [article(3, published=at(1))], DAY - timedelta(1))
     index.build(store, [DAY])
     assert len(read_index(store)) == 3
+
+
+def test_control_characters_never_make_the_atom_file_invalid(store: Store) -> None:
+    """Rows stored before text was cleaned on the way in may still hold control chars."""
+    row = article(1, published=at(9), title="Escape \x1b here", summary="bell \x07 and nul \x00")
+    row["source"] = "wire\x0b"
+    commit(store, "ctrl", [row], DAY)
+    index.build(store, [DAY])
+    atom = store.get_bytes(f"index/date={DAY.isoformat()}/latest-news.xml")
+    ET.fromstring(atom)  # well-formed XML
+    parsed = feedparser.parse(atom)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.entries[0].title == "Escape  here"
+    html_page = store.get_bytes(f"index/date={DAY.isoformat()}/latest-news.html")
+    assert b"\x1b" not in html_page and b"\x07" not in html_page

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from ingest import schema
 from ingest.lake import Lake, write_parquet
 from ingest.store import Store
+from ingest.text import xml_safe
 
 log = logging.getLogger(__name__)
 
@@ -217,33 +218,35 @@ ATOM = "http://www.w3.org/2005/Atom"
 
 
 def render_atom(day: date, entries: list[dict[str, Any]]) -> bytes:
-    """Atom 1.0; `updated` is the newest story's time, so rebuilding gives the same bytes."""
+    """Atom 1.0; `updated` is the newest story's time, so rebuilding gives the same bytes.
+
+    Every text goes through xml_safe: rows committed before text was cleaned on the way
+    in may still hold control characters, and one would make the whole file invalid."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed")
-    ET.SubElement(feed, f"{{{ATOM}}}id").text = f"urn:newsflow:index:{day.isoformat()}"
-    ET.SubElement(feed, f"{{{ATOM}}}title").text = f"Latest news — {day.isoformat()}"
+    _text(feed, "id", f"urn:newsflow:index:{day.isoformat()}")
+    _text(feed, "title", f"Latest news — {day.isoformat()}")
     newest = entries[0]["published_at"] if entries else datetime.combine(day, time(), UTC)
-    ET.SubElement(feed, f"{{{ATOM}}}updated").text = _iso(newest)
-    ET.SubElement(ET.SubElement(feed, f"{{{ATOM}}}author"), f"{{{ATOM}}}name").text = "newsflow"
+    _text(feed, "updated", _iso(newest))
+    _text(ET.SubElement(feed, f"{{{ATOM}}}author"), "name", "newsflow")
     for e in entries:
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
-        ET.SubElement(entry, f"{{{ATOM}}}id").text = f"urn:newsflow:article:{e['article_id']}"
-        ET.SubElement(entry, f"{{{ATOM}}}title").text = e["title"] or e["url"]
-        ET.SubElement(entry, f"{{{ATOM}}}link", rel="alternate", href=e["url"])
-        ET.SubElement(entry, f"{{{ATOM}}}published").text = _iso(e["published_at"])
-        ET.SubElement(entry, f"{{{ATOM}}}updated").text = _iso(e["published_at"])
-        author = ET.SubElement(entry, f"{{{ATOM}}}author")
-        ET.SubElement(author, f"{{{ATOM}}}name").text = e["source"]
+        _text(entry, "id", f"urn:newsflow:article:{e['article_id']}")
+        _text(entry, "title", e["title"] or e["url"])
+        ET.SubElement(entry, f"{{{ATOM}}}link", rel="alternate", href=xml_safe(e["url"]))
+        _text(entry, "published", _iso(e["published_at"]))
+        _text(entry, "updated", _iso(e["published_at"]))
+        _text(ET.SubElement(entry, f"{{{ATOM}}}author"), "name", e["source"])
         if e["summary"]:
-            ET.SubElement(entry, f"{{{ATOM}}}summary").text = e["summary"]
+            _text(entry, "summary", e["summary"])
         for other in e["other_sources"]:
-            ET.SubElement(entry, f"{{{ATOM}}}contributor").append(_name(other))
+            _text(ET.SubElement(entry, f"{{{ATOM}}}contributor"), "name", other)
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def _name(value: str) -> ET.Element:
-    element = ET.Element(f"{{{ATOM}}}name")
-    element.text = value
+def _text(parent: ET.Element, tag: str, value: str) -> ET.Element:
+    element = ET.SubElement(parent, f"{{{ATOM}}}{tag}")
+    element.text = xml_safe(value)
     return element
 
 
@@ -261,7 +264,10 @@ def _safe_href(url: str) -> str | None:
 
 def render_html(day: date, entries: list[dict[str, Any]]) -> bytes:
     """A self-contained page; every value is escaped, links only for http(s) URLs."""
-    esc = html.escape
+
+    def esc(value: str) -> str:
+        return html.escape(xml_safe(value))
+
     items = []
     for e in entries:
         title = esc(e["title"] or e["url"])

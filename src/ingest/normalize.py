@@ -8,6 +8,7 @@ from urllib.parse import urljoin
 
 from ingest import ids, schema
 from ingest.feeds import FeedEntry
+from ingest.text import clean_value
 
 FUTURE_TOLERANCE = timedelta(days=1)
 
@@ -82,7 +83,7 @@ def article_row(
         entry.updated if entry.updated and entry.updated <= fetched_at + FUTURE_TOLERANCE else None
     )
     image = extracted.get("image")
-    return {
+    row = {
         "article_id": ids.article_id(canonical),
         "url": entry.link,
         "final_url": final_url,
@@ -109,6 +110,7 @@ def article_row(
         "run_id": run_id,
         "schema_version": schema.article().version,
     }
+    return {key: clean_value(value) for key, value in row.items()}
 
 
 def reject_row(
@@ -129,7 +131,7 @@ def reject_row(
         "feed_url": feed_url,
         "stage": stage,
         "reason": reason,
-        "detail": (detail or "")[:2000] or None,
+        "detail": clean_value((detail or "")[:2000]) or None,
         "http_status": http_status,
         "transient": transient,
         "occurred_at": datetime.now(UTC),
