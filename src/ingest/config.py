@@ -7,11 +7,15 @@ the variable, flag or feed entry at fault.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
+import reprlib
+import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -23,6 +27,26 @@ class ConfigError(Exception):
 
 
 DEFAULT_USER_AGENT = f"newsflow/{__version__} (+https://github.com/newsflow/newsflow)"
+
+MAX_SHOWN = 80  # characters of a user's value quoted in a message
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, MAX_SHOWN, MAX_SHOWN
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 4
+
+
+def _clip(text: str, limit: int = MAX_SHOWN) -> str:
+    """Text for a one-line message: input may be megabytes long or hold line breaks."""
+    text = "".join(c if c.isprintable() else " " for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(value: object) -> str:
+    """repr() for messages, bounded in size and depth whatever the value is."""
+    try:
+        return _clip(_REPR.repr(value))
+    except Exception:  # e.g. an int past sys.get_int_max_str_digits()
+        return f"<{type(value).__name__}>"
 
 
 def _parse_networks(
@@ -36,7 +60,9 @@ def _parse_networks(
         try:
             nets.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise ConfigError(f"not a network in CIDR form: {item!r} (e.g. 127.0.0.0/8)") from None
+            raise ConfigError(
+                f"not a network in CIDR form: {_show(item)} (e.g. 127.0.0.0/8)"
+            ) from None
     return tuple(nets)
 
 
@@ -65,6 +91,10 @@ class Settings:
     min_words: int = 25
     part_rows: int = 5_000
     progress: bool = True
+    # The run lease (ingest.lease): how long a silent holder keeps the store, and how
+    # long a second run waits for it before stopping with "store is busy".
+    lease_ttl: float = 120.0
+    lease_wait: float = 0.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -87,20 +117,24 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"setting {f.name} must be a finite number, got {value!r}")
         positive = ("max_bytes", "connect_timeout", "read_timeout", "total_timeout")
         positive += ("per_host_concurrency", "fetch_concurrency", "workers", "part_rows")
-        positive += ("extract_timeout",)
+        positive += ("extract_timeout", "lease_ttl")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ConfigError(f"setting {name} must be > 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"setting {name} must be > 0, got {_show(getattr(self, name))}")
         if self.mp_start_method not in ("forkserver", "fork", "spawn"):
             raise ConfigError(
                 f"setting mp_start_method must be forkserver, fork or spawn, "
-                f"got {self.mp_start_method!r}"
+                f"got {_show(self.mp_start_method)}"
             )
-        for name in ("max_redirects", "http_retries", "per_host_delay"):
+        for name in ("max_redirects", "http_retries", "per_host_delay", "lease_wait"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"setting {name} must be >= 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"setting {name} must be >= 0, got {_show(getattr(self, name))}")
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -124,12 +158,22 @@ def _coerce(name: str, type_name: Any, raw: str, origin: str) -> Any:
             return float(raw)
         return raw
     except ValueError:
-        raise ConfigError(f"{origin}={raw!r} is not a valid {type_name}") from None
+        raise ConfigError(f"{origin}={_show(raw)} is not a valid {type_name}") from None
 
 
 # ---------------------------------------------------------------------------- feeds file
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_LANGUAGE_RE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8}){0,4}")
+
+# A feeds file is a short list. The limits keep a hostile or broken one from costing more
+# than a few seconds and a few hundred MB (pure-Python YAML needs ~350 bytes per byte of
+# `[],[],...`), and keep values sane for timedelta, object names and log lines.
+MAX_FEEDS_FILE_BYTES = 1024 * 1024
+MAX_YAML_DEPTH = 50
+MAX_URL_CHARS = 2048
+MAX_ENTRIES = 100_000
+MAX_AGE_DAYS = 36_500
 
 
 @dataclass(frozen=True)
@@ -145,72 +189,176 @@ class Feed:
 _FEED_KEYS = {f.name for f in fields(Feed)}
 
 
+class _FeedsLoader(yaml.SafeLoader):
+    """SafeLoader without aliases and with bounded nesting; a feeds file needs neither.
+
+    Aliases let a few hundred bytes expand to gigabytes ("billion laughs"), and deep
+    nesting overflows the recursive composer and constructor.
+    """
+
+    def __init__(self, text: str, origin: str) -> None:
+        super().__init__(text)
+        self._origin = origin
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            alias = _clip(event.anchor or "", 40)
+            raise ConfigError(
+                f"{self._origin}: YAML aliases (*{alias}) are not allowed, at line {line}"
+            )
+        if self._depth >= MAX_YAML_DEPTH:
+            raise ConfigError(
+                f"{self._origin}: YAML nested deeper than {MAX_YAML_DEPTH} levels, at line {line}"
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Scalar constructors raise plain errors (`2001-99-99`, `!!bool maybe`, 5000-digit
+        ints); report them like any other YAML error, with the line."""
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:
+            what = _show(node.value) if isinstance(node, yaml.ScalarNode) else "value"
+            problem = f"cannot read {what}: {_clip(str(exc))}"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
+
+
+def _load_yaml(text: str, origin: str) -> Any:
+    loader = _FeedsLoader(text, origin)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_feeds(path: str | Path) -> list[Feed]:
     """Parse and validate a feeds file; one clear ConfigError names the bad entry."""
     path = Path(path)
     try:
-        text = path.read_text("utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FEEDS_FILE_BYTES + 1)  # not stat(): pipes and /dev files lie
     except FileNotFoundError:
         raise ConfigError(f"feeds file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read feeds file {path}: {exc}") from None
+    if len(data) > MAX_FEEDS_FILE_BYTES:
+        raise ConfigError(f"feeds file {path} is larger than {MAX_FEEDS_FILE_BYTES >> 20} MiB")
     try:
-        doc = yaml.safe_load(text)
+        doc = _load_yaml(data.decode("utf-8"), f"feeds file {path}")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read feeds file {path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"feeds file {path} is not valid YAML{where}: {problem}") from None
+        raise ConfigError(
+            f"feeds file {path} is not valid YAML{where}: {_clip(problem, 160)}"
+        ) from None
     return parse_feeds(doc, str(path))
 
 
+def _url_problem(url: str) -> str | None:
+    """Why the fetcher could not use this URL; found here, the run never starts with it."""
+    if len(url) > MAX_URL_CHARS:
+        return f"url is longer than {MAX_URL_CHARS} characters"
+    if any(unicodedata.category(c)[0] in "CZ" for c in url):  # urlsplit drops some silently
+        return "url must not contain whitespace or control characters"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"url is malformed ({_clip(str(exc))})"
+    if not host:
+        return "url has no host"
+    if "%" in host:
+        return "url host must not contain '%' (IPv6 zone ids are refused)"
+    if port == 0:
+        return "url port must be 1-65535"
+    return None
+
+
+def _bounded(label: str, key: str, raw: dict[Any, Any], kind: Any, limit: int) -> Any:
+    """raw[key] if a number of `kind` in (0, limit]. bool is an int, so it is refused by
+    name; the chained comparison also refuses NaN and the infinities."""
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value <= limit:
+        what = "a positive integer" if kind is int else "a positive number"
+        raise ConfigError(f"{label}: '{key}' must be {what} up to {limit}, got {_show(value)}")
+    return value
+
+
 def parse_feeds(doc: Any, origin: str = "feeds file") -> list[Feed]:
+    """Validate a loaded feeds document; messages quote values only through _show()."""
     if not isinstance(doc, dict) or "feeds" not in doc:
         raise ConfigError(f"{origin}: expected a mapping with a 'feeds:' list at the top")
     entries = doc["feeds"]
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{origin}: 'feeds' must be a non-empty list")
     feeds: list[Feed] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, str]] = {}  # casefolded name -> (feed number, name)
     for i, raw in enumerate(entries, start=1):
         label = f"{origin}: feed #{i}"
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
-            label += f" ({raw['name']!r})"
+            label += f" ({_show(raw['name'])})"
         if not isinstance(raw, dict):
-            raise ConfigError(f"{label}: expected a mapping with 'name' and 'url', got {raw!r}")
-        unknown = sorted(set(raw) - _FEED_KEYS)
-        if unknown:
             raise ConfigError(
-                f"{label}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"{label}: expected a mapping with 'name' and 'url', got {_show(raw)}"
+            )
+        unknown = [k for k in raw if k not in _FEED_KEYS]  # keys may be of mixed types
+        if unknown:
+            more = ", ..." if len(unknown) > 3 else ""
+            raise ConfigError(
+                f"{label}: unknown key(s) {', '.join(map(_show, unknown[:3]))}{more}; "
                 f"allowed: {', '.join(sorted(_FEED_KEYS))}"
             )
         for key in ("name", "url"):
             if not isinstance(raw.get(key), str) or not raw[key].strip():
                 raise ConfigError(f"{label}: '{key}' is required and must be a string")
         name, url = raw["name"].strip(), raw["url"].strip()
-        if not _NAME_RE.match(name):
-            raise ConfigError(f"{label}: name must match {_NAME_RE.pattern} (it names state files)")
+        if not _NAME_RE.fullmatch(name):
+            raise ConfigError(
+                f"{label}: name must match ^{_NAME_RE.pattern}$ (it names state files)"
+            )
         if not re.match(r"^https?://[^/\s]+", url, re.I):
-            raise ConfigError(f"{label}: url must be an absolute http(s) URL, got {url!r}")
-        if name in seen:
-            raise ConfigError(f"{label}: duplicate name, already used by feed #{seen[name]}")
-        seen[name] = i
+            raise ConfigError(f"{label}: url must be an absolute http(s) URL, got {_show(url)}")
+        problem = _url_problem(url)
+        if problem:
+            raise ConfigError(f"{label}: {problem}, got {_show(url)}")
+        # Names become state object names: `a` and `A` clash on case-insensitive stores.
+        folded = name.casefold()
+        if folded in seen:
+            number, other = seen[folded]
+            why = "" if other == name else " (names are compared ignoring case)"
+            raise ConfigError(
+                f"{label}: duplicate name, already used by feed #{number} ({_show(other)}){why}"
+            )
+        seen[folded] = (i, name)
         kwargs: dict[str, Any] = {"name": name, "url": url}
         if "enabled" in raw:
             if not isinstance(raw["enabled"], bool):
                 raise ConfigError(f"{label}: 'enabled' must be true or false")
             kwargs["enabled"] = raw["enabled"]
         if raw.get("max_entries") is not None:
-            if not isinstance(raw["max_entries"], int) or raw["max_entries"] <= 0:
-                raise ConfigError(f"{label}: 'max_entries' must be a positive integer")
-            kwargs["max_entries"] = raw["max_entries"]
+            kwargs["max_entries"] = _bounded(label, "max_entries", raw, int, MAX_ENTRIES)
         if raw.get("max_age_days") is not None:
-            if not isinstance(raw["max_age_days"], int | float) or raw["max_age_days"] <= 0:
-                raise ConfigError(f"{label}: 'max_age_days' must be a positive number")
-            kwargs["max_age_days"] = float(raw["max_age_days"])
-        if raw.get("language") is not None:
-            if not isinstance(raw["language"], str):
-                raise ConfigError(f"{label}: 'language' must be a string such as 'en'")
-            kwargs["language"] = raw["language"]
+            days = _bounded(label, "max_age_days", raw, int | float, MAX_AGE_DAYS)
+            kwargs["max_age_days"] = float(days)
+        language = raw.get("language")
+        if language is not None:
+            if not isinstance(language, str) or not _LANGUAGE_RE.fullmatch(language):
+                raise ConfigError(
+                    f"{label}: 'language' must be a language code such as 'en' or 'pt-BR', "
+                    f"got {_show(language)}"
+                )
+            kwargs["language"] = language
         feeds.append(Feed(**kwargs))
     return feeds
