@@ -15,11 +15,9 @@ Protocol (the same for a single process and for Airflow shards + a commit task):
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -99,7 +97,6 @@ class PartWriter:
         self.attempt = attempt  # two attempts of one run (zombie + retry) never share keys
         self.parts: list[PartInfo] = []
         self._rows: list[dict[str, Any]] = []
-        self._scratch = Path(tempfile.mkdtemp(prefix="newsflow-parts-"))
 
     def add(self, row: dict[str, Any]) -> None:
         self._rows.append(row)
@@ -117,16 +114,15 @@ class PartWriter:
         name = f"part-{self.run_key}-{self.shard:03d}-{n:05d}.parquet"
         final = f"{self.kind}/ingest_date={self.ingest_date}/{name}"
         staged = f"{STAGING}{self.run_key}/{self.attempt}/{final}"
-        local = self._scratch / name
-        write_parquet(table, local)
-        self.store.put_file(staged, local)
-        local.unlink()
+        # In memory, not a scratch file: nothing is left behind on any exit path, and one
+        # compressed part is far smaller than the rows it was built from.
+        buf = io.BytesIO()
+        write_parquet(table, buf)
+        self.store.put_bytes(staged, buf.getvalue())
         self.parts.append(PartInfo(self.kind, staged, final, table.num_rows))
 
     def close(self) -> list[PartInfo]:
         self.flush()
-        with contextlib.suppress(OSError):
-            self._scratch.rmdir()
         return self.parts
 
 

@@ -7,12 +7,17 @@ articles they stand for: a crash before commit means the next poll refetches the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import logging
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from ingest.store import Store
 
+log = logging.getLogger(__name__)
+
 FEEDS = "_state/feeds/"
+QUARANTINE = "_state/quarantine/"
 
 
 @dataclass
@@ -39,27 +44,73 @@ class FeedState:
         return headers
 
 
+class StateFileError(ValueError):
+    """A feed-state file that is not what this version wrote (truncated, edited, foreign)."""
+
+
+_INT_FIELDS = {"consecutive_failures", "polls", "not_modified"}
+
+
+def parse_feed_state(raw: bytes, key: str) -> FeedState:
+    """Decode and type-check one state file; StateFileError names the file and the fault."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StateFileError(f"{key}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise StateFileError(f"{key}: expected a JSON object")
+    values: dict[str, Any] = {}
+    for f in fields(FeedState):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        want = int if f.name in _INT_FIELDS else str
+        if value is None and f.name not in _INT_FIELDS | {"name", "url"}:
+            values[f.name] = None
+        elif isinstance(value, want) and not isinstance(value, bool):
+            values[f.name] = value
+        else:
+            raise StateFileError(f"{key}: '{f.name}' must be {want.__name__}")
+    if "name" not in values or "url" not in values:
+        raise StateFileError(f"{key}: 'name' and 'url' are required")
+    return FeedState(**values)
+
+
+def _quarantine(store: Store, key: str, error: StateFileError) -> None:
+    """Keep the unreadable file aside (nothing is lost) so the feed can start afresh."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = f"{QUARANTINE}{key.rsplit('/', 1)[-1]}.{stamp}"
+    log.warning("%s; the feed starts afresh and the file is kept as %s", error, aside)
+    store.copy(key, aside)
+
+
 def read_feed_state(store: Store, name: str, url: str) -> FeedState:
-    raw = store.get_bytes(f"{FEEDS}{name}.json")
+    """The feed's state; an unreadable file costs this feed its validators, nothing more."""
+    key = f"{FEEDS}{name}.json"
+    raw = store.get_bytes(key)
     if raw is None:
         return FeedState(name=name, url=url)
-    data: dict[str, Any] = json.loads(raw)
-    known = {k: v for k, v in data.items() if k in FeedState.__dataclass_fields__}
-    state = FeedState(**known)
+    try:
+        state = parse_feed_state(raw, key)
+    except StateFileError as exc:
+        _quarantine(store, key, exc)
+        return FeedState(name=name, url=url)
     if state.url != url:  # the feed moved: its validators belong to the old URL
         state.url, state.etag, state.last_modified = url, None, None
     return state
 
 
 def read_all_feed_states(store: Store) -> list[FeedState]:
+    """Every readable state; unreadable files are reported in the log and skipped."""
     states = []
     for key in store.list(FEEDS):
         raw = store.get_bytes(key)
-        if raw:
-            data = json.loads(raw)
-            states.append(
-                FeedState(**{k: v for k, v in data.items() if k in FeedState.__dataclass_fields__})
-            )
+        if not raw:
+            continue
+        try:
+            states.append(parse_feed_state(raw, key))
+        except StateFileError as exc:
+            log.warning("%s (skipped)", exc)
     return states
 
 

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class Store(Protocol):
 
 
 TMP_PREFIX = "_tmp/"
+STALE_TMP_SECONDS = 3600  # no write takes this long: older temp files are a dead run's
 
 
 class LocalStore:
@@ -59,40 +61,63 @@ class LocalStore:
             raise StoreError(f"cannot use store directory {self.root}: {exc.strerror}") from None
         if not os.access(self.root, os.W_OK):
             raise StoreError(f"store directory {self.root} is not writable")
+        self._sweep_tmp()
+
+    def _sweep_tmp(self) -> None:
+        """Temp files of writes that a killed process never finished."""
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for path in (self.root / TMP_PREFIX).glob("*.tmp"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def _tmp(self) -> Path:
         tmp = self.root / TMP_PREFIX
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp / f"{uuid.uuid4().hex}.tmp"
 
+    @contextlib.contextmanager
+    def _writing(self, key: str) -> Iterator[Path]:
+        """A temp file for one write: removed whatever happens, and a failed write (disk
+        full, read-only file system) is one StoreError naming the key."""
+        try:
+            tmp = self._tmp()
+        except OSError as exc:
+            raise _write_error(self.root, key, exc) from None
+        try:
+            yield tmp
+        except OSError as exc:
+            raise _write_error(self.root, key, exc) from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
-        tmp = self._tmp()
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return self._publish(tmp, self._path(key), if_absent)
+        dest = self._path(key)
+        with self._writing(key) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return self._publish(tmp, dest, if_absent)
 
     def put_file(self, key: str, path: Path) -> None:
-        tmp = self._tmp()
-        shutil.copyfile(path, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        self._publish(tmp, self._path(key), False)
+        dest = self._path(key)
+        with self._writing(key) as tmp:
+            shutil.copyfile(path, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            self._publish(tmp, dest, False)
 
     def _publish(self, tmp: Path, dest: Path, if_absent: bool) -> bool:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if if_absent:
-                try:
-                    os.link(tmp, dest)  # atomic create-if-absent
-                except FileExistsError:
-                    return False
-            else:
-                os.replace(tmp, dest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        if if_absent:
+            try:
+                os.link(tmp, dest)  # atomic create-if-absent
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, dest)
         _fsync_dir(dest.parent)
         return True
 
@@ -101,6 +126,8 @@ class LocalStore:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key} in store {self.root}: {exc.strerror}") from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -125,11 +152,19 @@ class LocalStore:
         self.put_file(dst, self._path(src))
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot delete {key} in store {self.root}: {exc.strerror}") from None
 
     def url_for(self, key: str) -> str:
         return str(self.root / key)
+
+
+def _write_error(root: Path, key: str, exc: OSError) -> StoreError:
+    return StoreError(f"cannot write {key} to store {root}: {exc.strerror or exc}")
 
 
 def _fsync_dir(path: Path) -> None:
