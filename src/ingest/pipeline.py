@@ -27,10 +27,11 @@ from ingest.extractor_pool import ExtractorPool
 from ingest.feeds import FeedEntry, PollResult, parse_feed, poll
 from ingest.http_client import FetchError, HttpClient
 from ingest.lake import STAGING, CommitRequest, Lake, PartInfo, PartWriter
+from ingest.lease import RunLease, release_if_held
 from ingest.normalize import article_row, index_date, reject_row
 from ingest.report import RunReport
 from ingest.state import FeedState, as_dict, read_feed_state
-from ingest.store import Store
+from ingest.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Run:
         self.attempt = secrets.token_hex(4)
         self.ingest_date = self.started.date().isoformat()
         self.lake = Lake(store)
+        self.lease = RunLease(store, self.run_key, self.run_id, ttl=settings.lease_ttl)
         self.report = RunReport(
             run_id=self.run_id, store=store.uri, started_at=self.started.isoformat()
         )
@@ -128,23 +130,35 @@ class Run:
 
     def execute(self) -> RunReport:
         """Stage and commit in one go (the `ingest run` command)."""
-        if self.stage() is None:
-            return previous_report(self.store, self.run_key)
-        return commit_run(self.store, self.run_id, shards=1)
+        try:
+            if self.stage(hold_lease=True) is None:
+                return previous_report(self.store, self.run_key)
+            return commit_run(self.store, self.run_id, shards=1)
+        finally:
+            self.lease.release()  # also when the run failed: the next one need not wait
 
-    def stage(self) -> RunReport | None:
+    def stage(self, hold_lease: bool = False) -> RunReport | None:
         """Fetch, extract and write this shard's parts to staging; None if the run is
-        already committed. Nothing becomes visible until `commit_run`."""
+        already committed. Nothing becomes visible until `commit_run`.
+
+        The run lease is taken here and released by the commit; a second run on the store
+        waits for it or stops with StoreBusy. A shard stops renewing it when it is done
+        (`hold_lease` keeps renewing it through the caller's own commit)."""
         t0 = time.monotonic()
         self.store.check()
         self.lake.recover()
         if self.lake.committed_run(self.run_key) is not None:
             return None
-        request = self._ingest(self.lake.committed_ids())
-        self.report.seconds = round(time.monotonic() - t0, 3)
-        request.report = self.report.to_dict()
-        body = json.dumps(asdict(request)).encode()
-        self.store.put_bytes(shard_key(self.run_key, self.shard), body)
+        self.lease.acquire(wait=self.settings.lease_wait)
+        try:
+            request = self._ingest(self.lake.committed_ids())
+            self.report.seconds = round(time.monotonic() - t0, 3)
+            request.report = self.report.to_dict()
+            body = json.dumps(asdict(request)).encode()
+            self.store.put_bytes(shard_key(self.run_key, self.shard), body)
+        finally:
+            if not hold_lease:
+                self.lease.stop_heartbeat()  # other shards of this run may still hold it
         return self.report
 
     # ---------------------------------------------------------------------- the work
@@ -212,6 +226,8 @@ class Run:
                 self._process(
                     entry, key, client, extractor, articles, shared, runs, add_reject, committed
                 )
+            except StoreError:  # the store failing is the run's problem, not the page's
+                raise
             except Exception as exc:  # a bug must cost one page, not the run
                 log.exception("internal error on %s", entry.link)
                 add_reject(
@@ -223,26 +239,30 @@ class Run:
             finally:
                 progress.step()
 
+        fetchers = ThreadPoolExecutor(settings.fetch_concurrency, "fetch")
+        pollers = ThreadPoolExecutor(min(8, max(1, len(self.feeds))), "poll")
         try:
-            with ThreadPoolExecutor(settings.fetch_concurrency, "fetch") as fetchers:
-                page_futures = []
-                with ThreadPoolExecutor(min(8, max(1, len(self.feeds))), "poll") as pollers:
-                    polls = {
-                        pollers.submit(poll, client, run.feed, run.state, parse): run
-                        for run in runs.values()
-                        if run.feed.enabled
-                    }
-                    self.report.feeds_disabled = sum(1 for r in runs.values() if not r.feed.enabled)
-                    for future in as_completed(polls):
-                        run = polls[future]
-                        run.poll = result = future.result()
-                        self._account_poll(run, rejects, shared)
-                        todo = self._select(run, result.entries, committed, shared)
-                        progress.add_total(len(todo))
-                        page_futures += [fetchers.submit(process, e, k) for e, k in todo]
-                for future in page_futures:
-                    future.result()
+            page_futures = []
+            polls = {
+                pollers.submit(poll, client, run.feed, run.state, parse): run
+                for run in runs.values()
+                if run.feed.enabled
+            }
+            self.report.feeds_disabled = sum(1 for r in runs.values() if not r.feed.enabled)
+            for future in as_completed(polls):
+                run = polls[future]
+                run.poll = result = future.result()
+                self._account_poll(run, rejects, shared)
+                todo = self._select(run, result.entries, committed, shared)
+                progress.add_total(len(todo))
+                page_futures += [fetchers.submit(process, e, k) for e, k in todo]
+            for future in page_futures:
+                future.result()
         finally:
+            # On any error (store failure, SIGTERM) queued pages are dropped, not fetched:
+            # nothing of this run is committed, so the next run does them.
+            pollers.shutdown(wait=True, cancel_futures=True)
+            fetchers.shutdown(wait=True, cancel_futures=True)
             progress.close()
             extractor.close()
             client.close()
@@ -458,6 +478,7 @@ def commit_run(store: Store, run_id: str, shards: int) -> RunReport:
     key = ids.run_key(run_id)
     lake.recover()
     if lake.committed_run(key) is not None:
+        release_if_held(store, key)
         return previous_report(store, key)
     requests = []
     for shard in range(shards):
@@ -481,6 +502,7 @@ def commit_run(store: Store, run_id: str, shards: int) -> RunReport:
         index_dates=sorted({d for r in requests for d in r.index_dates}),
     )
     result = lake.commit(merged)
+    release_if_held(store, key)
     if result.already_committed:  # a concurrent attempt of the same run won
         return previous_report(store, key)
     report.articles_written = result.articles_committed
