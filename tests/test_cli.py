@@ -171,3 +171,174 @@ def test_index_and_ddl_commands(feeds_file: Path, tmp_path: Path) -> None:
     ddl = ingest("ddl", "--dialect", "duckdb", "--store", str(store))
     assert ddl.returncode == 0 and f"'{store}/articles/**/*.parquet'" in ddl.stdout
     assert ingest("ddl", "--dialect", "oracle").returncode == 2
+
+
+# ------------------------------------------------------------------ faults an operator meets
+
+
+@pytest.fixture
+def slow_feeds_file(tmp_path: Path):
+    """A feed of 12 pages that each take 0.5 s: a run that is busy for a few seconds."""
+    import time
+
+    with FixtureServer().running() as srv:
+        items = []
+        for i in range(12):
+            html = article_html(f"Slow {i}", paragraphs(70 + i)).encode()
+
+            def page(req, html: bytes = html) -> None:
+                time.sleep(0.5)
+                req.send_response(200)
+                req.send_header("Content-Type", "text/html; charset=utf-8")
+                req.send_header("Content-Length", str(len(html)))
+                req.end_headers()
+                req.wfile.write(html)
+
+            srv.add(f"/s/{i}", page)
+            items.append({"title": f"Slow {i}", "link": srv.url(f"/s/{i}")})
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml"))
+        path = tmp_path / "slow-feeds.yaml"
+        path.write_text(f"feeds:\n  - name: slow\n    url: {srv.url('/f.xml')}\n")
+        yield path
+
+
+def start_ingest(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, full_env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_lease(store: Path, timeout: float = 30) -> None:
+    import time
+
+    give_up = time.monotonic() + timeout
+    while not list((store / "_state" / "lease").glob("*.json")):
+        assert time.monotonic() < give_up, "the first run never took the lease"
+        time.sleep(0.05)
+
+
+def test_overlapping_runs_second_one_exits_or_waits(slow_feeds_file: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    args = ("run", "--feeds", str(slow_feeds_file), "--store", str(store), "--no-progress")
+    net = ("--allow-network", "127.0.0.0/8", "--workers", "1")
+    first = start_ingest(*args, *net)
+    try:
+        wait_for_lease(store)
+        second = ingest(*args, *net)
+        assert second.returncode == 75, second.stderr
+        assert_one_line_error(second, f"store {store} is busy: run ")
+        waiting = ingest(*args, *net, "--wait", "60")  # waits for the first, then runs
+        assert waiting.returncode == 0, waiting.stderr
+        assert "0 written" in waiting.stdout  # the first run did the work, once
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert "12 written" in out
+    rejects = list((store / "rejects").rglob("*.parquet"))
+    assert rejects == []  # nothing done twice
+
+
+def test_sigterm_mid_run_releases_the_store_and_leaves_no_temp_files(
+    slow_feeds_file: Path, tmp_path: Path
+) -> None:
+    import signal
+    import tempfile
+
+    store = tmp_path / "store"
+    before = set(Path(tempfile.gettempdir()).glob("newsflow-*"))
+    args = ("run", "--feeds", str(slow_feeds_file), "--store", str(store), "--no-progress")
+    net = ("--allow-network", "127.0.0.0/8", "--workers", "1")
+    first = start_ingest(*args, *net)
+    wait_for_lease(store)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 143 and "ingest: terminated" in err, err
+    assert "Traceback" not in err
+    assert list((store / "_tmp").glob("*")) == []
+    assert set(Path(tempfile.gettempdir()).glob("newsflow-*")) == before
+    again = ingest(*args, *net)  # no waiting for a lease: the terminated run released it
+    assert again.returncode == 0 and "12 written" in again.stdout, again.stderr
+
+
+def test_run_id_dot_dot_writes_only_inside_the_store_layout(
+    feeds_file: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    net = ("--allow-network", "127.0.0.0/8", "--no-progress")
+    result = ingest(
+        "run", "--feeds", str(feeds_file), "--store", str(store), "--run-id", "..", *net
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feeds.yaml", "store"]
+    top = {p.name for p in store.iterdir()}
+    assert top <= {"articles", "_manifests", "_state", "_reports", "_tmp", "_staging"}, top
+    assert len(list((store / "articles").rglob("*.parquet"))) == 1
+    again = ingest("run", "--feeds", str(feeds_file), "--store", str(store), "--run-id", "..", *net)
+    assert again.returncode == 0 and "already committed" in again.stdout.lower(), again.stdout
+    bad = ingest("run", "--feeds", str(feeds_file), "--store", str(store), "--run-id", "a\x01b")
+    assert_one_line_error(bad, "run id must not contain control characters")
+
+
+def in_private_mount(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a shell script as root of a private user and mount namespace, where it can mount
+    a small tmpfs (disk full) or remount it read-only, as an unprivileged user too."""
+    full_env = {**os.environ, **env}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, full_env.get("PYTHONPATH")]))
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-ec", script],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _committed_ids(store: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    ids: list[str] = []
+    for part in sorted((store / "articles").rglob("*.parquet")):
+        ids += pq.read_table(part)["article_id"].to_pylist()
+    return ids
+
+
+@pytest.mark.parametrize("fault", ["disk_full", "read_only"])
+def test_store_failing_mid_run_is_one_line_and_keeps_what_was_committed(
+    fault: str, slow_feeds_file: Path, feeds_file: Path, tmp_path: Path
+) -> None:
+    mnt, saved = tmp_path / "mnt", tmp_path / "saved"
+    mnt.mkdir()
+    run = f"{sys.executable} -m ingest.cli run --store {mnt}/store --no-progress "
+    run += "--allow-network 127.0.0.0/8 --workers 1"
+    size = "300k" if fault == "disk_full" else "64m"
+    # A first run commits two articles; the second run of 12 slow pages then meets the fault.
+    break_it = (
+        f"dd if=/dev/zero of={mnt}/filler bs=1k count=2000 2>/dev/null || true"
+        if fault == "disk_full"
+        else f"sleep 2; mount -o remount,ro {mnt}"
+    )
+    script = f"""
+        mount -t tmpfs -o size={size} tmpfs {mnt}
+        {run} --feeds {feeds_file}
+        ( {break_it} ) &
+        status=0; {run} --feeds {slow_feeds_file} 2>{mnt}.err || status=$?
+        wait
+        cp -a {mnt}/store {saved}; cp {mnt}.err {saved}.err
+        exit $status
+    """
+    result = in_private_mount(script, {"INGEST_PART_ROWS": "1"})
+    err = (tmp_path / "saved.err").read_text() if (tmp_path / "saved.err").exists() else ""
+    assert result.returncode == 1, (result.stdout, result.stderr, err)
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("ingest: error:")]
+    expected = "No space left on device" if fault == "disk_full" else "Read-only file system"
+    assert len(lines) == 1 and expected in lines[0] and "store" in lines[0], err
+    ids = _committed_ids(saved)
+    assert len(ids) == len(set(ids)) >= 2  # the first run's articles are intact
+    assert list((saved / "_tmp").glob("*.tmp")) == []

@@ -6,6 +6,7 @@ import gzip
 import json
 import time
 from collections.abc import Iterator
+from datetime import date
 from http.server import BaseHTTPRequestHandler
 
 import pyarrow.dataset as ds
@@ -271,3 +272,151 @@ def test_shards_stage_separately_and_commit_once(store: Store) -> None:
     assert len(ids) == len(set(ids)) == 9 == report.articles_written
     assert report.feeds_total == 4 and again.already_committed
     assert not list(store.list("_staging/"))
+
+
+# ------------------------------------------------------------------ hostile publishers
+
+
+def _trickle_headers(req: BaseHTTPRequestHandler) -> None:
+    """Status line, then one header byte at a time: each byte resets a read timeout."""
+    try:
+        req.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for byte in b"X-Slow: " + b"a" * 10_000:
+            req.wfile.write(bytes([byte]))
+            req.wfile.flush()
+            time.sleep(0.1)
+    except OSError:
+        pass
+
+
+def test_a_header_trickling_server_cannot_hold_the_run(store: Store) -> None:
+    with FixtureServer().running() as srv:
+        srv.add("/ok", Route(article_html("Fine", paragraphs(3)).encode()))
+        srv.add("/trickle", _trickle_headers)
+        srv.add("/feeds/trickle.xml", _trickle_headers)
+        items = [
+            {"title": "t", "link": srv.url("/trickle")},
+            {"title": "ok", "link": srv.url("/ok")},
+        ]
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml"))
+        feeds = [Feed("f", srv.url("/f.xml")), Feed("slowfeed", srv.url("/feeds/trickle.xml"))]
+        started = time.monotonic()
+        report = run(store, feeds, settings(total_timeout=2.0, read_timeout=1.0, http_retries=2))
+        elapsed = time.monotonic() - started
+    assert report.articles_written == 1 and report.rejects["timeout"] == 1
+    assert report.failed_feeds == {"slowfeed": "timeout"}
+    assert elapsed < 30, elapsed  # the run ends; before the fix it never did
+
+
+def test_slow_pages_do_not_make_the_hosts_other_pages_fail(store: Store) -> None:
+    with FixtureServer().running() as srv:
+
+        def stall(req: BaseHTTPRequestHandler) -> None:
+            time.sleep(2.5)
+
+        items = []
+        for i in range(2):
+            srv.add(f"/stall/{i}", stall)
+            items.append({"title": f"s{i}", "link": srv.url(f"/stall/{i}")})
+        for i in range(6):
+            srv.add(f"/n/{i}", Route(article_html(f"Normal {i}", paragraphs(20 + i)).encode()))
+            items.append({"title": f"n{i}", "link": srv.url(f"/n/{i}")})
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml"))
+        feeds = [Feed("f", srv.url("/f.xml"))]
+        report = run(store, feeds, settings(total_timeout=2.0, read_timeout=5.0,
+                                            per_host_concurrency=1))  # fmt: skip
+    assert report.articles_written == 6
+    assert dict(report.rejects) == {"timeout": 2}
+
+
+def test_articles_identified_by_query_strings_are_all_kept(store: Store) -> None:
+    with FixtureServer().running() as srv:
+        items = []
+        for i in range(9):
+            page = article_html(f"Query story {i}", paragraphs(300 + i)).encode()
+            srv.add(f"/story/{i}", Route(page))
+            items.append({"title": f"q{i}", "link": srv.url(f"/redir?to=/story/{i}")})
+        for i in range(3):
+            items.append({"title": f"sid{i}", "link": srv.url(f"/article.php?sid={i}")})
+
+        def redirect(req: BaseHTTPRequestHandler) -> None:
+            from urllib.parse import parse_qs, urlsplit
+
+            target = parse_qs(urlsplit(req.path).query)["to"][0]
+            req.send_response(302)
+            req.send_header("Location", target)
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+
+        def by_sid(req: BaseHTTPRequestHandler) -> None:
+            sid = int(req.path.split("sid=")[1].split("&")[0])
+            body = article_html(f"Sid story {sid}", paragraphs(400 + sid)).encode()
+            req.send_response(200)
+            req.send_header("Content-Type", "text/html; charset=utf-8")
+            req.send_header("Content-Length", str(len(body)))
+            req.end_headers()
+            req.wfile.write(body)
+
+        srv.add("/redir", redirect)
+        srv.add("/article.php", by_sid)
+        tracked = srv.url("/article.php?sid=1&utm_source=rss&fbclid=x")
+        items.append({"title": "tracked copy", "link": tracked})
+        srv.add("/f.xml", Route(rss(items).replace(b"&", b"&amp;"), content_type="text/xml"))
+        feeds = [Feed("q", srv.url("/f.xml"))]
+        report = run(store, feeds, settings())
+        again = run(store, feeds, settings())
+    assert report.articles_written == 12, report.to_dict()
+    assert report.skips == {"duplicate_in_run": 1}  # only the copy with tracking parameters
+    urls = set(read_committed(store)["canonical_url"].to_pylist())
+    assert srv.url("/article.php?sid=2") in urls and srv.url("/story/8") in urls
+    assert again.articles_written == 0 and again.skips["already_seen"] == 13
+
+
+def test_control_characters_from_a_feed_never_reach_the_atom_index(store: Store) -> None:
+    import xml.etree.ElementTree as ET
+
+    import feedparser
+
+    from ingest.index import build
+
+    with FixtureServer().running() as srv:
+        # The page has no description of its own, so the feed's summary is the row's.
+        page = article_html("Bell \x07 story", paragraphs(77)).encode()
+        srv.add("/ctl", Route(page))
+        items = [{"title": "Esc &#x1b; title", "link": srv.url("/ctl"),
+                  "description": "Summary with &#x1b;[31m escape &#x0b; and bell"}]  # fmt: skip
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml"))
+        report = run(store, [Feed("ctl", srv.url("/f.xml"))], settings())
+    row = read_committed(store).to_pylist()[0]
+    for value in (row["title"], row["summary"], row["text"]):
+        assert not any(ord(c) < 32 and c not in "\t\n\r" for c in value or ""), value
+    results = build(store, [date.fromisoformat(report.dates_touched[0])])
+    atom = store.get_bytes(results[0].keys[2])
+    ET.fromstring(atom)
+    assert not feedparser.parse(atom).bozo
+
+
+def test_an_unreadable_feed_state_costs_only_that_feed_its_validators(store: Store) -> None:
+    with FixtureServer().running() as srv:
+        feeds = []
+        for name in ("good", "truncated", "wrongtypes"):
+            srv.add(f"/{name}/1", Route(article_html(name, paragraphs(len(name))).encode()))
+            items = [{"title": name, "link": srv.url(f"/{name}/1")}]
+            srv.add(f"/{name}.xml", Route(rss(items), content_type="text/xml", conditional=True))
+            feeds.append(Feed(name, srv.url(f"/{name}.xml")))
+        first = run(store, feeds, settings())
+        state = store.get_bytes("_state/feeds/truncated.json")
+        store.put_bytes("_state/feeds/truncated.json", state[: len(state) // 2])
+        bad = json.loads(store.get_bytes("_state/feeds/wrongtypes.json"))
+        bad["polls"] = "many"
+        store.put_bytes("_state/feeds/wrongtypes.json", json.dumps(bad).encode())
+        second = run(store, feeds, settings())
+    assert first.articles_written == 3
+    # the good feed used its validators; the other two were polled afresh, nothing doubled
+    assert (second.feeds_not_modified, second.feeds_polled) == (1, 2)
+    assert second.articles_written == 0 and second.skips["already_seen"] == 2
+    assert read_committed(store).num_rows == 3
+    kept = list(store.list("_state/quarantine/"))
+    assert len(kept) == 2 and any(k.split("/")[-1].startswith("truncated.json") for k in kept)
+    fresh = json.loads(store.get_bytes("_state/feeds/wrongtypes.json"))
+    assert fresh["polls"] == 1  # rewritten whole by the commit

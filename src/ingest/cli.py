@@ -7,6 +7,7 @@ import contextlib
 import errno
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,10 @@ from ingest.store import Store, StoreError, open_store
 log = logging.getLogger("ingest")
 
 EXIT_USER_ERROR = 1
+EXIT_STORE_BUSY = 75  # EX_TEMPFAIL: another run holds the store; try again later
+EXIT_TERMINATED = 143
 DEMO_PORT = 8631
+MAX_ERROR_CHARS = 500
 
 
 def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
@@ -40,7 +44,10 @@ def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     from ingest.pipeline import run
 
-    settings = _settings_from(args)  # flags first: a bad flag is reported before anything else
+    # flags first: a bad flag is reported before anything else
+    settings = _settings_from(args, lease_wait=args.wait)
+    if args.run_id is not None:
+        run_key(args.run_id)  # a bad run id stops the run before it writes anything
     feeds = load_feeds(args.feeds)
     store = open_store(args.store)
     report = run(store, feeds, settings, run_id=args.run_id)
@@ -204,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="re-using a committed run id changes nothing (default: new id)",
     )
+    p_run.add_argument(
+        "--wait",
+        type=_non_negative_float,
+        metavar="SECONDS",
+        help="when another run holds the store, wait this long for it before giving up "
+        "(exit 75); default 0, also INGEST_LEASE_WAIT",
+    )
     p_run.set_defaults(func=cmd_run)
 
     p_index = sub.add_parser("index", help="(re)build the daily latest-news index")
@@ -266,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {value!r}")
+    return number
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -274,6 +298,44 @@ def _positive_int(value: str) -> int:
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0: {value!r}")
     return number
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every `finally` (lease, temp files) runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def user_error(exc: BaseException) -> tuple[str, int] | None:
+    """The one place an exception becomes the line a user reads: (line, exit code), or
+    None for a bug, which keeps its traceback."""
+    from ingest.lease import StoreBusy
+    from ingest.state import StateFileError
+
+    if isinstance(exc, StoreBusy):
+        return str(exc), EXIT_STORE_BUSY
+    if isinstance(exc, ConfigError | StoreError | StateFileError):
+        return str(exc), EXIT_USER_ERROR
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", EXIT_USER_ERROR
+    if isinstance(exc, ValueError):  # e.g. a run id that cannot name objects
+        return str(exc), EXIT_USER_ERROR
+    if type(exc).__module__.startswith(("botocore", "boto3", "s3transfer")):
+        log.debug("object store failure", exc_info=True)
+        return (
+            f"object store failed mid-run: {exc}; nothing of this run was committed unless "
+            "its commit finished: re-run to continue",
+            EXIT_USER_ERROR,
+        )
+    return None
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -285,28 +347,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
-    except (ConfigError, StoreError) as exc:
-        print(f"ingest: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except ValueError as exc:  # e.g. a run id that cannot name objects
-        print(f"ingest: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("ingest: interrupted; the next run finishes or discards this one", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ingest: terminated; the next run finishes or discards this one", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:
-        if type(exc).__module__.startswith(("botocore", "boto3", "s3transfer")):
-            log.debug("object store failure", exc_info=True)
-            print(f"ingest: error: object store failed mid-run: {exc}", file=sys.stderr)
-            print(
-                "ingest: nothing of this run was committed unless its commit finished; "
-                "re-run to continue",
-                file=sys.stderr,
-            )
-            return EXIT_USER_ERROR
-        raise
+        known = user_error(exc)
+        if known is None:
+            raise
+        line, code = known
+        print(f"ingest: error: {_one_line(line)}", file=sys.stderr)
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

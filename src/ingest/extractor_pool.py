@@ -17,12 +17,14 @@ import logging
 import multiprocessing
 import os
 import select
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ingest.extract import ExtractError, extract_page
@@ -91,9 +93,10 @@ class ExtractorPool:
     def start(self) -> None:
         """Start every worker now. Call it before starting threads when using fork: the
         children then inherit no thread's half-held lock."""
-        pool = self._get()
-        for future in [pool.submit(abs, 0) for _ in range(self.workers)]:
-            future.result(timeout=self.timeout)
+        with _stop_signals_held():
+            pool = self._get()
+            for future in [pool.submit(abs, 0) for _ in range(self.workers)]:
+                future.result(timeout=self.timeout)
 
     def extract(self, html: str, url: str) -> dict[str, Any]:
         return self.call(extract_page, html, url, what=url)
@@ -106,6 +109,31 @@ class ExtractorPool:
 
 
 _ORPHANED = 70  # exit status of a worker whose owner died
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Deliver SIGTERM/SIGINT only once the workers are up. A stop while a worker is
+    half-spawned (the forkserver is still importing trafilatura) lets this process exit
+    under the worker's handshake, which then fails loudly on a lock that no longer exists.
+    Only the main thread can swap handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, Any]] = []
+    held = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda s, f: caught.append((s, f))) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig, frame in caught[:1]:  # now act on it as if it arrived just now
+            handler = previous[sig]
+            if callable(handler):
+                handler(sig, frame)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), sig)
 
 
 def _exit_with_owner(owner_pid: int) -> None:
