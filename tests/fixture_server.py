@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,6 +93,37 @@ class FixtureServer:
         finally:
             httpd.shutdown()
             httpd.server_close()
+
+
+def send_html(req: BaseHTTPRequestHandler, body: bytes, ctype: str = "text/html; charset=utf-8"):
+    """Answer 200 with a body, from inside a handler."""
+    req.send_response(200)
+    req.send_header("Content-Type", ctype)
+    req.send_header("Content-Length", str(len(body)))
+    req.end_headers()
+    req.wfile.write(body)
+
+
+def slow_page(body: bytes, delay: float) -> Handler:
+    """A handler that thinks for `delay` seconds, then answers normally."""
+
+    def handler(req: BaseHTTPRequestHandler) -> None:
+        time.sleep(delay)
+        send_html(req, body)
+
+    return handler
+
+
+def trickle_headers(req: BaseHTTPRequestHandler) -> None:
+    """Status line, then one header byte per 0.1 s: each byte resets a read timeout."""
+    try:
+        req.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for byte in b"X-Slow: " + b"a" * 10_000:
+            req.wfile.write(bytes([byte]))
+            req.wfile.flush()
+            time.sleep(0.1)
+    except OSError:
+        pass
 
 
 def article_html(

@@ -10,19 +10,24 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
+from fixture_server import FixtureServer, Route, article_html, paragraphs, rss, slow_page
 
 pytestmark = pytest.mark.integration
 
 SRC = str(Path(__file__).parents[1] / "src")
 
 
-def ingest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This checkout's engine on the path, plus the given variables."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, full_env.get("PYTHONPATH")]))
+    return full_env
+
+
+def ingest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ingest.cli", *args],
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -179,22 +184,11 @@ def test_index_and_ddl_commands(feeds_file: Path, tmp_path: Path) -> None:
 @pytest.fixture
 def slow_feeds_file(tmp_path: Path):
     """A feed of 12 pages that each take 0.5 s: a run that is busy for a few seconds."""
-    import time
-
     with FixtureServer().running() as srv:
         items = []
         for i in range(12):
             html = article_html(f"Slow {i}", paragraphs(70 + i)).encode()
-
-            def page(req, html: bytes = html) -> None:
-                time.sleep(0.5)
-                req.send_response(200)
-                req.send_header("Content-Type", "text/html; charset=utf-8")
-                req.send_header("Content-Length", str(len(html)))
-                req.end_headers()
-                req.wfile.write(html)
-
-            srv.add(f"/s/{i}", page)
+            srv.add(f"/s/{i}", slow_page(html, 0.5))
             items.append({"title": f"Slow {i}", "link": srv.url(f"/s/{i}")})
         srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml"))
         path = tmp_path / "slow-feeds.yaml"
@@ -203,11 +197,9 @@ def slow_feeds_file(tmp_path: Path):
 
 
 def start_ingest(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    full_env = {**os.environ, **(env or {})}
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, full_env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-m", "ingest.cli", *args],
-        env=full_env,
+        env=cli_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -288,11 +280,9 @@ def test_run_id_dot_dot_writes_only_inside_the_store_layout(
 def in_private_mount(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run a shell script as root of a private user and mount namespace, where it can mount
     a small tmpfs (disk full) or remount it read-only, as an unprivileged user too."""
-    full_env = {**os.environ, **env}
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, full_env.get("PYTHONPATH")]))
     return subprocess.run(
         ["unshare", "--user", "--map-root-user", "--mount", "sh", "-ec", script],
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=180,

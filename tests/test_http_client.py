@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from fixture_server import FixtureServer, Route
+from fixture_server import FixtureServer, Route, send_html, trickle_headers
 
 from ingest.config import Settings
 from ingest.http_client import FetchError, HttpClient
@@ -37,12 +37,7 @@ def test_plain_fetch_sends_user_agent(server: FixtureServer) -> None:
 
     def handler(req: BaseHTTPRequestHandler) -> None:
         seen["ua"] = req.headers.get("User-Agent")
-        body = b"<html><body>ok</body></html>"
-        req.send_response(200)
-        req.send_header("Content-Type", "text/html")
-        req.send_header("Content-Length", str(len(body)))
-        req.end_headers()
-        req.wfile.write(body)
+        send_html(req, b"<html><body>ok</body></html>", "text/html")
 
     server.add("/ua", handler)
     resp = client(user_agent="newsflow-test/1").get(server.url("/ua"))
@@ -242,21 +237,8 @@ def test_errors_survive_pickling() -> None:
     assert isinstance(blocked, BlockedAddress) and blocked.reason == "blocked_address"
 
 
-def _trickle_headers(req: BaseHTTPRequestHandler) -> None:
-    """Status line, then one header byte per 0.2 s: every byte resets a read timeout."""
-    try:
-        req.wfile.write(b"HTTP/1.1 200 OK\r\n")
-        req.wfile.flush()
-        for byte in b"X-Slow: " + b"a" * 1000:
-            req.wfile.write(bytes([byte]))
-            req.wfile.flush()
-            time.sleep(0.2)
-    except OSError:
-        pass
-
-
 def test_header_trickle_is_bounded_by_the_total_deadline(server: FixtureServer) -> None:
-    server.add("/headers", _trickle_headers)
+    server.add("/headers", trickle_headers)
     started = time.monotonic()
     with pytest.raises(FetchError) as err:
         client(total_timeout=1.5, read_timeout=1.0, http_retries=2).get(server.url("/headers"))

@@ -11,7 +11,15 @@ from http.server import BaseHTTPRequestHandler
 
 import pyarrow.dataset as ds
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
+from fixture_server import (
+    FixtureServer,
+    Route,
+    article_html,
+    paragraphs,
+    rss,
+    send_html,
+    trickle_headers,
+)
 
 from ingest.config import Feed, Settings
 from ingest.lake import read_committed
@@ -277,23 +285,11 @@ def test_shards_stage_separately_and_commit_once(store: Store) -> None:
 # ------------------------------------------------------------------ hostile publishers
 
 
-def _trickle_headers(req: BaseHTTPRequestHandler) -> None:
-    """Status line, then one header byte at a time: each byte resets a read timeout."""
-    try:
-        req.wfile.write(b"HTTP/1.1 200 OK\r\n")
-        for byte in b"X-Slow: " + b"a" * 10_000:
-            req.wfile.write(bytes([byte]))
-            req.wfile.flush()
-            time.sleep(0.1)
-    except OSError:
-        pass
-
-
 def test_a_header_trickling_server_cannot_hold_the_run(store: Store) -> None:
     with FixtureServer().running() as srv:
         srv.add("/ok", Route(article_html("Fine", paragraphs(3)).encode()))
-        srv.add("/trickle", _trickle_headers)
-        srv.add("/feeds/trickle.xml", _trickle_headers)
+        srv.add("/trickle", trickle_headers)
+        srv.add("/feeds/trickle.xml", trickle_headers)
         items = [
             {"title": "t", "link": srv.url("/trickle")},
             {"title": "ok", "link": srv.url("/ok")},
@@ -350,12 +346,7 @@ def test_articles_identified_by_query_strings_are_all_kept(store: Store) -> None
 
         def by_sid(req: BaseHTTPRequestHandler) -> None:
             sid = int(req.path.split("sid=")[1].split("&")[0])
-            body = article_html(f"Sid story {sid}", paragraphs(400 + sid)).encode()
-            req.send_response(200)
-            req.send_header("Content-Type", "text/html; charset=utf-8")
-            req.send_header("Content-Length", str(len(body)))
-            req.end_headers()
-            req.wfile.write(body)
+            send_html(req, article_html(f"Sid story {sid}", paragraphs(400 + sid)).encode())
 
         srv.add("/redir", redirect)
         srv.add("/article.php", by_sid)
