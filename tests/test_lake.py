@@ -1,17 +1,23 @@
-"""The commit log: exactly once, idempotent per run, roll-forward after a crash."""
+"""The commit protocol on Delta tables: exactly once, idempotent per run, roll-forward."""
 
 from __future__ import annotations
 
 import io
-import json
+import threading
 from datetime import UTC, datetime
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
-from ingest import ids, lake, schema
-from ingest.lake import CommitRequest, Lake, PartWriter, read_committed
-from ingest.store import Store
+from ingest import ids, schema
+from ingest.lake import CommitRequest, KeyIndex, Lake, PartWriter, read_committed
+from ingest.lake.keys import WATERMARK, marker_key
+from ingest.lake.tables import is_legacy
+from ingest.report import RunReport
+from ingest.state import load_feed_states
+from ingest.store import Store, StoreError
 
 pytestmark = pytest.mark.integration
 
@@ -19,9 +25,9 @@ pytestmark = pytest.mark.integration
 def row(n: int, run_id: str) -> dict:
     url = f"https://news.example/a/{n}"
     return {
-        "article_id": ids.article_id(url), "url": url, "final_url": url, "canonical_url": url,
-        "source": "s", "feed_url": "https://news.example/feed", "title": f"t{n}",
-        "authors": [], "published_at": datetime(2025, 12, 18, n % 24, tzinfo=UTC),
+        "article_id": ids.article_id(url), "url": f"{url}?utm_source=feed", "final_url": url,
+        "canonical_url": url, "source": "s", "feed_url": "https://news.example/feed",
+        "title": f"t{n}", "authors": [], "published_at": datetime(2025, 12, 18, n % 24, tzinfo=UTC),
         "published_at_source": "feed", "updated_at": None,
         "fetched_at": datetime(2025, 12, 18, tzinfo=UTC), "language": "en",
         "site_name": None, "summary": None, "text": f"body {n}", "word_count": 2,
@@ -41,9 +47,9 @@ def stage(
         writer.add(row(n, run_id))
     return CommitRequest(
         run_id=run_id, run_key=key, parts=writer.close(),
-        article_ids=[row(n, run_id)["article_id"] for n in numbers], url_keys=[],
+        article_ids=[row(n, run_id)["article_id"] for n in numbers],
         feed_states={"s": {"name": "s", "url": "u", "etag": f'"{run_id}"'}},
-        report={"run_id": run_id},
+        report=RunReport(run_id, store.uri, "2025-12-18T10:00:00+00:00").to_dict(),
     )  # fmt: skip
 
 
@@ -51,100 +57,83 @@ def committed_ids(store: Store) -> list[str]:
     return read_committed(store)["article_id"].to_pylist()
 
 
-def test_staged_parts_are_invisible_until_commit(store: Store) -> None:
+def delta(store: Store) -> DeltaTable:
+    return DeltaTable(store.table_uri("articles"), storage_options=store.storage_options())
+
+
+def test_staged_rows_are_invisible_until_commit(store: Store) -> None:
     request = stage(store, "r1", [1, 2, 3])
-    assert not list(store.list("articles/"))
+    assert read_committed(store).num_rows == 0
     result = Lake(store).commit(request)
     assert result.articles_committed == 3 and result.dates == ["2025-12-18"]
     assert sorted(committed_ids(store)) == sorted(request.article_ids)
     assert not list(store.list("_staging/"))
-    assert json.loads(store.get_bytes("_state/feeds/s.json"))["etag"] == '"r1"'
+    assert load_feed_states(store)["s"].etag == '"r1"'
+    # the commit names its run; its version is the run's app transaction
+    table = delta(store)
+    assert table.transaction_version("r1") == result.version == table.version()
+    assert table.history(1)[0]["newsflow.run_id"] == "r1"
 
 
-def test_parts_sorted_by_published_time_with_schema_metadata(store: Store) -> None:
+def test_data_files_zstd_with_statistics_and_the_schema_files_columns(store: Store) -> None:
     Lake(store).commit(stage(store, "r1", [5, 1, 3, 2], part_rows=10))
-    (key,) = [k for k in store.list("articles/") if k.endswith(".parquet")]
-    meta = pq.ParquetFile(io.BytesIO(store.get_bytes(key)))
-    table = meta.read()
-    assert table.schema.equals(schema.article().arrow, check_metadata=False)
-    times = table["published_at"].to_pylist()
-    assert times == sorted(times)
+    (path,) = pa.table(delta(store).get_add_actions())["path"].to_pylist()
+    meta = pq.ParquetFile(io.BytesIO(store.get_bytes(f"articles/{path}")))
+    assert meta.schema_arrow.names == schema.article().names  # partition column in the path
     assert meta.metadata.row_group(0).column(0).compression == "ZSTD"
     assert meta.metadata.row_group(0).column(0).statistics is not None
+    read = read_committed(store)
+    assert read.schema.field("ingest_date").type == pa.date32()
+    assert read.schema.field("published_at").type == pa.timestamp("us", tz="UTC")
 
 
 def test_same_run_committed_twice_changes_nothing(store: Store) -> None:
-    Lake(store).commit(stage(store, "r1", [1, 2]))
-    before = sorted(store.list(""))
+    first = Lake(store).commit(stage(store, "r1", [1, 2]))
+    version = delta(store).version()
     again = Lake(store).commit(stage(store, "r1", [1, 2, 9]))
     assert again.already_committed and again.articles_committed == 2
-    after = [k for k in sorted(store.list("")) if not k.startswith("_staging/")]
-    assert after == before
+    assert again.version == first.version and delta(store).version() == version
     assert len(committed_ids(store)) == 2
 
 
 def test_rows_already_committed_are_filtered_at_commit(store: Store) -> None:
     Lake(store).commit(stage(store, "r1", [1, 2]))
-    result = Lake(store).commit(stage(store, "r2", [2, 3, 4]))
-    assert result.articles_committed == 2 and result.duplicates_dropped == 1
+    result = Lake(store).commit(stage(store, "r2", [2, 3, 4, 4]))
+    assert result.articles_committed == 2 and result.duplicates_dropped == 2
     values = committed_ids(store)
     assert len(values) == len(set(values)) == 4
 
 
-def test_concurrent_committer_on_same_sequence_retries(store: Store) -> None:
-    first, second = Lake(store), Lake(store)
-    r1 = stage(store, "r1", [1, 2])
-    r2 = stage(store, "r2", [2, 3])
-    stale = second.committed_ids()  # r2's committer read the log before r1 committed
-    first.commit(r1)
-    original = second.committed_ids
-    calls = []
+def test_every_key_of_a_committed_article_is_marked(store: Store) -> None:
+    Lake(store).commit(stage(store, "r1", [7]))
+    keys = KeyIndex(store)
+    r = row(7, "r1")
+    asked = [r["article_id"], ids.url_key(r["url"]), ids.url_key(r["final_url"]), "f" * 32]
+    assert keys.committed(asked) == set(asked[:3])
+    assert store.get_bytes(marker_key(ids.url_key(r["url"]))) == r["article_id"].encode()
 
-    def stale_first(since=None):
-        calls.append(since)
-        return stale if len(calls) == 1 else original(since)
 
-    second.committed_ids = stale_first  # type: ignore[method-assign]
-    result = second.commit(r2)
-    assert result.seq == 2 and result.duplicates_dropped == 1
+def test_concurrent_commits_of_overlapping_runs_keep_every_article_once(store: Store) -> None:
+    requests = [stage(store, f"c{i}", list(range(i * 3, i * 3 + 6))) for i in range(4)]
+    barrier = threading.Barrier(len(requests))
+    errors: list[BaseException] = []
+
+    def commit(request: CommitRequest) -> None:
+        barrier.wait()
+        try:
+            Lake(store).commit(request)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=commit, args=(r,)) for r in requests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
     values = committed_ids(store)
-    assert len(values) == len(set(values)) == 3
-
-
-def test_crash_after_manifest_is_rolled_forward(store: Store, monkeypatch) -> None:
-    request = stage(store, "r1", [1, 2, 3, 4, 5])
-    real_copy = store.copy
-    copied = []
-
-    def crash_after_one(src: str, dst: str) -> None:
-        if copied:
-            raise KeyboardInterrupt("killed")
-        copied.append(dst)
-        real_copy(src, dst)
-
-    monkeypatch.setattr(store, "copy", crash_after_one)
-    with pytest.raises(KeyboardInterrupt):
-        Lake(store).commit(request)
-    monkeypatch.setattr(store, "copy", real_copy)
-    assert len(committed_ids(store)) == 2  # one part of three is visible, nothing twice
-    assert not store.exists("_manifests/0000000001.done")
-    assert Lake(store).recover() == [1]
-    assert sorted(committed_ids(store)) == sorted(request.article_ids)
-    assert Lake(store).recover() == []
-
-
-def test_checkpoint_replaces_reading_every_manifest(store: Store, monkeypatch) -> None:
-    monkeypatch.setattr(lake, "CHECKPOINT_EVERY", 2)
-    for i in range(5):
-        Lake(store).commit(stage(store, f"r{i}", [i]))
-    assert any("checkpoint-0000000004" in k for k in store.list("_state/ids/"))
-    read = []
-    lk = Lake(store)
-    real = lk.read_manifest
-    monkeypatch.setattr(lk, "read_manifest", lambda seq: read.append(seq) or real(seq))
-    loaded = lk.committed_ids()
-    assert read == [5]
-    assert loaded.seq == 5 and len(loaded.article_ids) == 5
+    assert len(values) == len(set(values)) == 15  # 0..14, overlapping runs
+    assert delta(store).version() == 4
 
 
 def test_two_attempts_of_one_run_commit_once(store: Store) -> None:
@@ -156,3 +145,59 @@ def test_two_attempts_of_one_run_commit_once(store: Store) -> None:
     assert (first.already_committed, second.already_committed) == (False, True)
     assert len(committed_ids(store)) == 4
     assert not list(store.list("_staging/"))  # the losing attempt's staging is dropped too
+
+
+def test_a_kill_after_the_commit_point_is_finished_by_the_next_run(store: Store, monkeypatch):
+    request = stage(store, "r1", [1, 2, 3])
+
+    def killed(*args: object) -> None:
+        raise KeyboardInterrupt("killed right after the articles commit")
+
+    monkeypatch.setattr(KeyIndex, "mark", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Lake(store).commit(request)
+    monkeypatch.undo()
+    # committed (the table says so) but not published: no markers, no feed state, staging
+    assert len(committed_ids(store)) == 3
+    assert not KeyIndex(store).committed(request.article_ids)
+    assert load_feed_states(store) == {}
+    assert Lake(store).recover() == ["r1"]
+    assert KeyIndex(store).committed(request.article_ids) == set(request.article_ids)
+    assert load_feed_states(store)["s"].etag == '"r1"'
+    assert not list(store.list("_staging/"))
+    assert Lake(store).recover() == []
+    # and a later run with the same articles adds nothing
+    assert Lake(store).commit(stage(store, "r2", [1, 2, 3])).articles_committed == 0
+
+
+def test_markers_are_rebuilt_from_the_log_when_the_watermark_is_behind(store: Store) -> None:
+    for i in range(3):
+        Lake(store).commit(stage(store, f"r{i}", [i]))
+    for key in list(store.list("_keys/")):
+        store.delete(key)
+    store.delete(WATERMARK)
+    assert not KeyIndex(store).committed([row(0, "x")["article_id"]])
+    Lake(store).recover()
+    wanted = [row(i, "x")["article_id"] for i in range(3)]
+    assert KeyIndex(store).committed(wanted) == set(wanted)
+
+
+def test_the_report_of_a_committed_run_is_read_from_its_commit(store: Store) -> None:
+    from ingest.lake.commit import REPORTS
+    from ingest.pipeline import previous_report
+
+    Lake(store).commit(stage(store, "r1", [1, 2]))
+    for key in list(store.list(REPORTS)):  # the convenience copy is not needed
+        store.delete(key)
+    report = previous_report(store, "r1")
+    assert report.articles_written == 2 and report.already_committed
+
+
+def test_a_store_of_the_earlier_layout_is_refused_until_migrated(tmp_path) -> None:
+    from ingest.store import LocalStore
+
+    store = LocalStore(tmp_path / "old")
+    store.put_bytes("_manifests/0000000001.json", b"{}")
+    assert is_legacy(store)
+    with pytest.raises(StoreError, match="ingest migrate --store"):
+        Lake(store).recover()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler
 
-import pyarrow.dataset as ds
+import pyarrow as pa
 import pytest
 from fixture_server import (
     FixtureServer,
@@ -21,9 +21,10 @@ from fixture_server import (
     trickle_headers,
 )
 
+from ingest import ids
 from ingest.config import Feed, Settings
-from ingest.lake import read_committed
-from ingest.pipeline import REPORTS, run
+from ingest.lake import read_committed, report_key
+from ingest.pipeline import run
 from ingest.store import Store
 
 pytestmark = pytest.mark.integration
@@ -177,11 +178,7 @@ def test_full_run_with_every_kind_of_bad_input(store: Store, publisher: Publishe
     assert report.skips == {"no_link": 1, "duplicate_in_run": 2}
 
     # the same report is in the store as JSON
-    stored = json.loads(
-        store.get_bytes(
-            f"{REPORTS}{report.run_key if hasattr(report, 'run_key') else report.run_id}.json"
-        )
-    )
+    stored = json.loads(store.get_bytes(report_key(ids.run_key(report.run_id), report.to_dict())))
     assert stored["articles_written"] == report.articles_written
 
 
@@ -239,17 +236,18 @@ def test_same_run_id_twice_changes_nothing(store: Store, publisher: Publisher) -
     assert dict(publisher.srv.hits) == hits  # not even a feed poll
 
 
-def test_exactly_once_by_glob_across_many_runs(tmp_path, publisher: Publisher) -> None:
-    from ingest.store import LocalStore
+def test_exactly_once_across_many_runs(store: Store, publisher: Publisher) -> None:
+    from deltalake import DeltaTable
 
-    store = LocalStore(tmp_path / "lake")
-    for _ in range(3):
-        run(store, publisher.feeds, settings(part_rows=2))
-    dataset = ds.dataset(str(tmp_path / "lake" / "articles"), format="parquet", partitioning="hive")
-    table = dataset.to_table()
-    ids = table["article_id"].to_pylist()
-    assert len(ids) == len(set(ids)) == len(publisher.good)
-    assert len(list((tmp_path / "lake" / "articles").rglob("*.parquet"))) >= 4  # part_rows=2
+    reports = [run(store, publisher.feeds, settings(part_rows=2)) for _ in range(3)]
+    table = DeltaTable(store.table_uri("articles"), storage_options=store.storage_options())
+    found = pa.table(table.to_pyarrow_table())["article_id"].to_pylist()
+    assert len(found) == len(set(found)) == len(publisher.good)
+    assert [r.articles_written for r in reports] == [len(publisher.good), 0, 0]
+    # one table version per run (and one for the table's creation), each naming its run
+    history = {h["version"]: h for h in table.history()}
+    assert sorted(history) == [0, 1, 2, 3]
+    assert [history[v]["newsflow.run_id"] for v in (1, 2, 3)] == [r.run_id for r in reports]
 
 
 def test_shards_stage_separately_and_commit_once(store: Store) -> None:
@@ -273,7 +271,7 @@ def test_shards_stage_separately_and_commit_once(store: Store) -> None:
         Run(store, shards[0], settings(), run_id="airflow:run+1", shard=0).stage()
         with pytest.raises(RuntimeError, match="shard 2 of run airflow:run\\+1 staged nothing"):
             commit_run(store, "airflow:run+1", shards=3)
-        assert not list(store.list("articles/"))
+        assert read_committed(store).num_rows == 0
         report = commit_run(store, "airflow:run+1", shards=2)
         again = commit_run(store, "airflow:run+1", shards=2)
     ids = read_committed(store)["article_id"].to_pylist()
@@ -387,27 +385,30 @@ def test_control_characters_from_a_feed_never_reach_the_atom_index(store: Store)
     assert not feedparser.parse(atom).bozo
 
 
-def test_an_unreadable_feed_state_costs_only_that_feed_its_validators(store: Store) -> None:
+def test_an_unreadable_feed_state_costs_validators_never_the_run(store: Store) -> None:
     with FixtureServer().running() as srv:
         feeds = []
-        for name in ("good", "truncated", "wrongtypes"):
+        for name in ("good", "wrongtypes"):
             srv.add(f"/{name}/1", Route(article_html(name, paragraphs(len(name))).encode()))
             items = [{"title": name, "link": srv.url(f"/{name}/1")}]
             srv.add(f"/{name}.xml", Route(rss(items), content_type="text/xml", conditional=True))
             feeds.append(Feed(name, srv.url(f"/{name}.xml")))
         first = run(store, feeds, settings())
-        state = store.get_bytes("_state/feeds/truncated.json")
-        store.put_bytes("_state/feeds/truncated.json", state[: len(state) // 2])
-        bad = json.loads(store.get_bytes("_state/feeds/wrongtypes.json"))
-        bad["polls"] = "many"
-        store.put_bytes("_state/feeds/wrongtypes.json", json.dumps(bad).encode())
+        doc = json.loads(store.get_bytes("_state/feeds.json"))
+        doc["feeds"]["wrongtypes"]["polls"] = "many"
+        store.put_bytes("_state/feeds.json", json.dumps(doc).encode())
         second = run(store, feeds, settings())
-    assert first.articles_written == 3
-    # the good feed used its validators; the other two were polled afresh, nothing doubled
-    assert (second.feeds_not_modified, second.feeds_polled) == (1, 2)
-    assert second.articles_written == 0 and second.skips["already_seen"] == 2
-    assert read_committed(store).num_rows == 3
-    kept = list(store.list("_state/quarantine/"))
-    assert len(kept) == 2 and any(k.split("/")[-1].startswith("truncated.json") for k in kept)
-    fresh = json.loads(store.get_bytes("_state/feeds/wrongtypes.json"))
-    assert fresh["polls"] == 1  # rewritten whole by the commit
+        raw = store.get_bytes("_state/feeds.json")
+        store.put_bytes("_state/feeds.json", raw[: len(raw) // 2])  # truncated
+        third = run(store, feeds, settings())
+    assert first.articles_written == 2
+    # one bad entry: only that feed was polled afresh; nothing was fetched twice
+    assert (second.feeds_not_modified, second.feeds_polled) == (1, 1)
+    assert second.articles_written == 0 and second.skips["already_seen"] == 1
+    # a truncated file: every feed polled afresh, still nothing doubled
+    assert (third.feeds_not_modified, third.feeds_polled) == (0, 2)
+    assert third.articles_written == 0 and third.skips["already_seen"] == 2
+    assert read_committed(store).num_rows == 2
+    assert len(list(store.list("_state/quarantine/"))) == 2
+    fresh = json.loads(store.get_bytes("_state/feeds.json"))["feeds"]
+    assert fresh["wrongtypes"]["polls"] == 1 and fresh["good"]["polls"] == 1

@@ -107,23 +107,21 @@ def _demo_site(port: int) -> Iterator[str]:
 
 def _show_output(store: Store, report: RunReport) -> None:
     """Where the output is and what it holds: the demo's whole point."""
-    from ingest.lake import read_committed
-    from ingest.pipeline import REPORTS
+    from ingest.lake import read_committed, report_key
 
     articles = read_committed(store)
-    files = [k for k in store.list("articles/") if k.endswith(".parquet")]
-    glob = store.url_for("articles") + "/**/*.parquet"
-    print(f"\n{articles.num_rows} articles in {len(files)} Parquet files: {glob}")
-    report_key = f"{REPORTS}{run_key(report.run_id)}.json"
-    print(f"rejects: {store.url_for('rejects')}/   run report: {store.url_for(report_key)}")
+    table = store.table_uri("articles")
+    print(f"\n{articles.num_rows} articles in the Delta table {table}")
+    where = store.url_for(report_key(run_key(report.run_id), report.to_dict()))
+    print(f"rejects: {store.table_uri('rejects')}   run report: {where}")
     newest = articles.sort_by([("published_at", "descending")]).slice(0, 5).to_pylist()
     for row in newest:
         when = row["published_at"].strftime("%Y-%m-%d %H:%M") if row["published_at"] else "?"
         print(f"  {when}  {row['source']:<18} {row['title']}  ({row['word_count']} words)")
     print(
-        "\nRead it with DuckDB, for example:\n"
-        f"  SELECT published_at, source, title FROM read_parquet('{glob}', "
-        "hive_partitioning = true) ORDER BY published_at DESC LIMIT 20;"
+        "\nRead it with DuckDB's delta extension, for example:\n"
+        f"  SELECT published_at, source, title FROM delta_scan('{table}') "
+        "ORDER BY published_at DESC LIMIT 20;"
     )
     from ingest.index import build
 
@@ -157,6 +155,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = feed_health(store, timedelta(hours=args.stale_hours))
     print(render_table(rows, show_all=args.all))
     return 3 if args.fail_on_problems and any(r.failing or r.stale for r in rows) else 0
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from ingest.lake.maintain import maintain
+
+    store = open_store(args.store)
+    store.check()
+    result = maintain(
+        store,
+        retention_hours=args.retention_hours,
+        staging_days=args.staging_days,
+        report_days=args.report_days,
+    )
+    print(result.summary())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ingest.lake.migrate import migrate
+
+    store = open_store(args.store)
+    store.check()
+    result = migrate(store)
+    if result.already_done:
+        print(f"{store.uri} already uses the Delta tables: nothing to do")
+    else:
+        print(
+            f"migrated {result.articles} articles, {result.rejects} rejects and "
+            f"{result.feeds} feed states into the Delta tables of {store.uri}"
+        )
+    return 0
 
 
 def cmd_ddl(args: argparse.Namespace) -> int:
@@ -252,6 +281,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 3 when a feed is failing or stale (for monitoring)",
     )
     p_status.set_defaults(func=cmd_status)
+
+    p_maintain = sub.add_parser(
+        "maintain", help="compact, vacuum and checkpoint the tables; drop abandoned staging"
+    )
+    p_maintain.add_argument("--store", required=True, metavar="URI")
+    p_maintain.add_argument(
+        "--retention-hours",
+        type=_positive_int,
+        default=168,
+        help="keep files a table version of the last H hours still uses (168: readers and "
+        "time travel within a week keep working)",
+    )
+    p_maintain.add_argument(
+        "--staging-days",
+        type=_non_negative_float,
+        default=2.0,
+        help="drop staging of runs that never committed after this many days (2)",
+    )
+    p_maintain.add_argument(
+        "--report-days",
+        type=_non_negative_float,
+        default=90.0,
+        help="keep run report files this many days (90); commits keep their own copy",
+    )
+    p_maintain.set_defaults(func=cmd_maintain)
+
+    p_migrate = sub.add_parser(
+        "migrate", help="convert a store of the earlier manifest layout to the Delta tables"
+    )
+    p_migrate.add_argument("--store", required=True, metavar="URI")
+    p_migrate.set_defaults(func=cmd_migrate)
 
     p_ddl = sub.add_parser("ddl", help="print table definitions for a warehouse")
     p_ddl.add_argument("--dialect", required=True, choices=["duckdb", "athena", "trino", "spark"])

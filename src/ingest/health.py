@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ingest.state import FeedState, read_all_feed_states
+from ingest.state import FeedState, load_feed_states
 from ingest.store import Store
 
 
@@ -31,7 +31,7 @@ def feed_health(
     (a feed that never produced one counts from its first successful poll)."""
     now = now or datetime.now(UTC)
     out = []
-    for state in sorted(read_all_feed_states(store), key=lambda s: s.name):
+    for state in sorted(load_feed_states(store).values(), key=lambda s: s.name):
         since_new = _age(state.last_new_article_at or state.last_success_at, now)
         stale = since_new is None or since_new > stale_after
         out.append(FeedHealth(state, state.consecutive_failures > 0, stale))

@@ -16,14 +16,16 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from ingest import schema
-from ingest.lake import Lake, write_parquet
+from ingest.lake import ARTICLES, Lake, open_table, write_parquet
 from ingest.store import Store
 from ingest.text import xml_safe
 
@@ -54,31 +56,41 @@ def index_prefix(day: date) -> str:
 # ---------------------------------------------------------------------------- reading
 
 
-def _ingest_date(key: str) -> date | None:
-    try:
-        return date.fromisoformat(key.split("ingest_date=", 1)[1].split("/", 1)[0])
-    except (IndexError, ValueError):
-        return None
+def _candidate_files(table: DeltaTable, start: datetime, end: datetime) -> list[str]:
+    """Data files that may hold a story of [start, end), chosen from the table's per-file
+    statistics: reading a day costs that day's files, not the whole table."""
+    adds = pa.table(table.get_add_actions(flatten=True))
+    if adds.num_rows == 0:
+        return []
+    names = set(adds.column_names)
+
+    def overlaps(column: str) -> pa.ChunkedArray:
+        if f"min.{column}" not in names or f"max.{column}" not in names:
+            return pa.chunked_array([pa.array([True] * adds.num_rows)])
+        low, high = adds[f"min.{column}"], adds[f"max.{column}"]
+        inside = pc.and_(pc.less(low, pa.scalar(end)), pc.greater_equal(high, pa.scalar(start)))
+        return pc.fill_null(inside, True)  # no statistics: the file must be read
+
+    undated = adds["null_count.published_at"] if "null_count.published_at" in names else None
+    maybe_undated = pc.fill_null(pc.greater(undated, 0), True) if undated is not None else True
+    wanted = pc.or_(overlaps("published_at"), pc.and_(maybe_undated, overlaps("fetched_at")))
+    return adds.filter(wanted)["path"].to_pylist()
 
 
 def stories_of_day(store: Store, day: date) -> pa.Table:
-    """Committed articles that belong to `day`. An article cannot be ingested more than a
-    day before it was published (dates further in the future are discarded), so only
-    partitions from day-1 on are read; late arrivals in later partitions are included."""
+    """Committed articles that belong to `day` (publication time, else fetch time, UTC)."""
     start = datetime.combine(day, time(), UTC)
     end = start + timedelta(days=1)
+    table = open_table(store, ARTICLES)
     tables = []
-    for key in store.list("articles/"):
-        ingested = _ingest_date(key)
-        if not key.endswith(".parquet") or ingested is None or ingested < day - timedelta(1):
-            continue
-        raw = store.get_bytes(key)
+    for path in _candidate_files(table, start, end) if table is not None else []:
+        raw = store.get_bytes(f"{ARTICLES}/{unquote(path)}")
         if raw is None:
-            continue
-        table = pq.read_table(io.BytesIO(raw), columns=_COLUMNS)
-        when = pc.coalesce(table["published_at"], table["fetched_at"])
+            raise FileNotFoundError(f"data file of the articles table missing: {path}")
+        rows = pq.read_table(io.BytesIO(raw), columns=_COLUMNS)
+        when = pc.coalesce(rows["published_at"], rows["fetched_at"])
         mask = pc.and_(pc.greater_equal(when, pa.scalar(start)), pc.less(when, pa.scalar(end)))
-        tables.append(table.filter(mask))
+        tables.append(rows.filter(mask))
     if not tables:
         return schema.article().arrow.empty_table().select(_COLUMNS)
     return pa.concat_tables(tables)
@@ -321,16 +333,16 @@ def build_day(store: Store, day: date) -> IndexResult:
 
 
 def pending_days(store: Store, today: date | None = None) -> tuple[list[date], int]:
-    """Days touched by commits since the last index build (else today), and the log
-    position to record once they are built."""
+    """Days touched by commits since the last index build (else today), and the table
+    version to record once they are built. Reads only the commits since that build."""
     lake = Lake(store)
     state = json.loads(store.get_bytes(STATE) or b"{}")
-    last = int(state.get("seq", 0))
-    seqs = [s for s in lake.manifest_seqs() if s > last]
+    last = int(state.get("version", -1))
+    head = lake.articles().version()
     days: set[date] = set()
-    for seq in seqs:
-        days.update(date.fromisoformat(d) for d in lake.read_manifest(seq).get("index_dates", []))
-    head = seqs[-1] if seqs else last
+    for version in range(last + 1, head + 1):
+        touched = json.loads(lake.commit_metadata(version).get("newsflow.index_dates", "[]"))
+        days.update(date.fromisoformat(d) for d in touched)
     if not days:
         days = {today or datetime.now(UTC).date()}
     return sorted(days), head
@@ -341,10 +353,10 @@ def build(store: Store, days: list[date] | None = None) -> list[IndexResult]:
     store.check()
     Lake(store).recover()
     explicit = days is not None
-    head = 0
+    head = -1
     if not explicit:
         days, head = pending_days(store)
     results = [build_day(store, day) for day in days or []]
-    if not explicit and head:
-        store.put_bytes(STATE, json.dumps({"seq": head}).encode())
+    if not explicit:
+        store.put_bytes(STATE, json.dumps({"version": head}).encode())
     return results

@@ -26,16 +26,14 @@ from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
 from ingest.feeds import FeedEntry, PollResult, parse_feed, poll
 from ingest.http_client import FetchError, HttpClient
-from ingest.lake import STAGING, CommitRequest, Lake, PartInfo, PartWriter
+from ingest.lake import STAGING, CommitRequest, KeyIndex, Lake, PartWriter
 from ingest.lease import RunLease, release_if_held
 from ingest.normalize import article_row, index_date, reject_row
 from ingest.report import RunReport
-from ingest.state import FeedState, as_dict, read_feed_state
+from ingest.state import FeedState, as_dict, load_feed_states, state_for
 from ingest.store import Store, StoreError
 
 log = logging.getLogger(__name__)
-
-REPORTS = "_reports/"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -92,7 +90,6 @@ class _RunState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     article_ids: set[str] = field(default_factory=set)
     scheduled: set[str] = field(default_factory=set)  # link keys fetched in this run
-    url_keys: set[str] = field(default_factory=set)  # link keys that led to an article
     index_dates: set[str] = field(default_factory=set)
     skips: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
@@ -151,7 +148,7 @@ class Run:
             return None
         self.lease.acquire(wait=self.settings.lease_wait)
         try:
-            request = self._ingest(self.lake.committed_ids())
+            request = self._ingest(self.lake.keys)
             self.report.seconds = round(time.monotonic() - t0, 3)
             request.report = self.report.to_dict()
             body = json.dumps(asdict(request)).encode()
@@ -163,7 +160,7 @@ class Run:
 
     # ---------------------------------------------------------------------- the work
 
-    def _ingest(self, committed: Any) -> CommitRequest:
+    def _ingest(self, committed: KeyIndex) -> CommitRequest:
         settings = self.settings
         client = HttpClient(settings)
         extractor = ExtractorPool(
@@ -191,7 +188,8 @@ class Run:
             attempt=self.attempt,
         )
         shared = _RunState()
-        runs = {f.name: _FeedRun(f, read_feed_state(self.store, f.name, f.url)) for f in self.feeds}
+        states = load_feed_states(self.store)
+        runs = {f.name: _FeedRun(f, state_for(states, f.name, f.url)) for f in self.feeds}
         progress = Progress(settings.progress)
 
         def parse(body: bytes, feed: Feed, url: str, content_type: str) -> PollResult:
@@ -278,7 +276,6 @@ class Run:
             run_key=self.run_key,
             parts=parts,
             article_ids=sorted(shared.article_ids),
-            url_keys=sorted(shared.url_keys),
             feed_states={
                 name: as_dict(self._next_state(run))
                 for name, run in runs.items()
@@ -324,32 +321,36 @@ class Run:
                 report.feeds_malformed += 1
 
     def _select(
-        self, run: _FeedRun, entries: list[FeedEntry], committed: Any, shared: _RunState
+        self, run: _FeedRun, entries: list[FeedEntry], committed: KeyIndex, shared: _RunState
     ) -> list[tuple[FeedEntry, str]]:
-        """Decide per entry: fetch, or a counted skip. Runs on the main thread only."""
+        """Decide per entry: fetch, or a counted skip. Runs on the main thread only.
+
+        Only this feed's candidate links are looked up among the committed keys."""
         feed = run.feed
         oldest = self.started - timedelta(days=feed.max_age_days) if feed.max_age_days else None
-        todo = []
+        candidates: list[tuple[FeedEntry, str]] = []
+        skips: Counter[str] = Counter()
         for i, entry in enumerate(entries):
             if not entry.link or not entry.link.lower().startswith(("http://", "https://")):
-                reason = "no_link"
+                skips["no_link"] += 1
             elif feed.max_entries is not None and i >= feed.max_entries:
-                reason = "filtered"
+                skips["filtered"] += 1
             elif oldest is not None and entry.published is not None and entry.published < oldest:
-                reason = "filtered"
+                skips["filtered"] += 1
             else:
-                key = ids.url_key(entry.link)
-                with shared.lock:
-                    if key in committed.url_keys:
-                        reason = "already_seen"
-                    elif key in shared.scheduled:
-                        reason = "duplicate_in_run"
-                    else:
-                        shared.scheduled.add(key)
-                        todo.append((entry, key))
-                        continue
-            with shared.lock:
-                shared.skips[reason] += 1
+                candidates.append((entry, ids.url_key(entry.link)))
+        seen = committed.committed(key for _, key in candidates)
+        todo = []
+        with shared.lock:
+            for entry, key in candidates:
+                if key in seen:
+                    skips["already_seen"] += 1
+                elif key in shared.scheduled:
+                    skips["duplicate_in_run"] += 1
+                else:
+                    shared.scheduled.add(key)
+                    todo.append((entry, key))
+            shared.skips.update(skips)
         return todo
 
     def _process(
@@ -362,7 +363,7 @@ class Run:
         shared: _RunState,
         runs: dict[str, _FeedRun],
         add_reject: Any,
-        committed: Any,
+        committed: KeyIndex,
     ) -> None:
         assert entry.link is not None
         try:
@@ -401,13 +402,13 @@ class Run:
             extracted=extracted,
             run_id=self.run_id,
         )
-        # Only links that reached an article become "seen": a failed link stays retryable.
-        aliases = {key, ids.url_key(resp.final_url), ids.url_key(row["canonical_url"])}
+        # Only links that reached an article become "seen" (the commit records the keys of
+        # its rows): a failed link stays retryable.
+        aid = row["article_id"]
+        known = bool(committed.committed([aid]))  # another link of a committed article
         with shared.lock:
             shared.articles_extracted += 1
-            shared.url_keys.update(aliases)
-            aid = row["article_id"]
-            if aid in committed.article_ids:
+            if known:
                 shared.skips["already_seen"] += 1
                 return
             if aid in shared.article_ids:
@@ -463,10 +464,12 @@ def split_feeds(feeds: list[Feed], shards: int) -> list[list[Feed]]:
 
 
 def previous_report(store: Store, run_key: str) -> RunReport:
-    raw = store.get_bytes(f"{REPORTS}{run_key}.json")
-    if raw is None:
-        raise FileNotFoundError(f"run {run_key} is committed but has no report")
-    report = RunReport.from_dict(json.loads(raw))
+    """The report of a committed run, from its own commit's metadata."""
+    lake = Lake(store)
+    version = lake.committed_run(run_key)
+    if version is None:
+        raise RuntimeError(f"run {run_key} is not committed")
+    report = RunReport.from_dict(lake.result_of(version).report)
     report.already_committed = True
     return report
 
@@ -485,35 +488,22 @@ def commit_run(store: Store, run_id: str, shards: int) -> RunReport:
         raw = store.get_bytes(shard_key(key, shard))
         if raw is None:
             raise RuntimeError(f"shard {shard} of run {run_id} staged nothing: run it first")
-        data = json.loads(raw)
-        data["parts"] = [PartInfo(**p) for p in data["parts"]]
-        requests.append(CommitRequest(**data))
+        requests.append(CommitRequest.from_json(raw))
     report = RunReport.from_dict(requests[0].report)
     for other in requests[1:]:
         report.merge(RunReport.from_dict(other.report))
+    report.seconds = round(report.seconds + time.monotonic() - t0, 3)
     merged = CommitRequest(
         run_id=run_id,
         run_key=key,
         parts=[p for r in requests for p in r.parts],
         article_ids=[a for r in requests for a in r.article_ids],
-        url_keys=sorted({u for r in requests for u in r.url_keys}),
         feed_states={k: v for r in requests for k, v in r.feed_states.items()},
         report=report.to_dict(),
         index_dates=sorted({d for r in requests for d in r.index_dates}),
     )
     result = lake.commit(merged)
     release_if_held(store, key)
-    if result.already_committed:  # a concurrent attempt of the same run won
-        return previous_report(store, key)
-    report.articles_written = result.articles_committed
-    report.duplicates_dropped_at_commit = result.duplicates_dropped
-    report.dates_touched = result.index_dates
-    report.partitions = result.dates
-    report.commit_seq = result.seq
-    report.already_committed = False
-    report.finished_at = datetime.now(UTC).isoformat()
-    report.seconds = round(report.seconds + time.monotonic() - t0, 3)
-    store.put_bytes(
-        f"{REPORTS}{key}.json", json.dumps(report.to_dict(), indent=2, sort_keys=True).encode()
-    )
-    return report
+    final = RunReport.from_dict(result.report)
+    final.already_committed = result.already_committed
+    return final

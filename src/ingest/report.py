@@ -31,7 +31,7 @@ class RunReport:
     bytes_received: int = 0
     dates_touched: list[str] = field(default_factory=list)  # index days to rebuild
     partitions: list[str] = field(default_factory=list)  # ingest_date partitions written
-    commit_seq: int | None = None
+    table_version: int | None = None  # the articles table version this run committed
     already_committed: bool = False
 
     def entry_rejects(self) -> int:

@@ -1,22 +1,25 @@
-"""Per-feed state in the store: conditional-GET validators and health counters.
+"""Feed state in the store: conditional-GET validators and health counters.
 
-State is written only by a commit's publish step, so validators never run ahead of the
-articles they stand for: a crash before commit means the next poll refetches the feed.
+All feeds' state is one JSON object, `_state/feeds.json`: a run reads it once and its
+commit writes it once, whether it polled 3 feeds or 10,000 (one object per feed made a run
+cost a request per feed). It is written only by a commit's publication, so validators never
+run ahead of the articles they stand for: a crash before the commit means the next poll
+refetches the feed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 from typing import Any
 
 from ingest.store import Store
 
 log = logging.getLogger(__name__)
 
-FEEDS = "_state/feeds/"
+FEEDS = "_state/feeds.json"
 QUARANTINE = "_state/quarantine/"
 
 
@@ -45,20 +48,16 @@ class FeedState:
 
 
 class StateFileError(ValueError):
-    """A feed-state file that is not what this version wrote (truncated, edited, foreign)."""
+    """A feed-state entry that is not what this version wrote (truncated, edited, foreign)."""
 
 
 _INT_FIELDS = {"consecutive_failures", "polls", "not_modified"}
 
 
-def parse_feed_state(raw: bytes, key: str) -> FeedState:
-    """Decode and type-check one state file; StateFileError names the file and the fault."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise StateFileError(f"{key}: not valid JSON ({exc})") from None
+def parse_feed_state(data: Any, where: str) -> FeedState:
+    """Type-check one feed's entry; StateFileError names the file, feed and field."""
     if not isinstance(data, dict):
-        raise StateFileError(f"{key}: expected a JSON object")
+        raise StateFileError(f"{where}: expected a JSON object")
     values: dict[str, Any] = {}
     for f in fields(FeedState):
         if f.name not in data:
@@ -70,53 +69,66 @@ def parse_feed_state(raw: bytes, key: str) -> FeedState:
         elif isinstance(value, want) and not isinstance(value, bool):
             values[f.name] = value
         else:
-            raise StateFileError(f"{key}: '{f.name}' must be {want.__name__}")
+            raise StateFileError(f"{where}: '{f.name}' must be {want.__name__}")
     if "name" not in values or "url" not in values:
-        raise StateFileError(f"{key}: 'name' and 'url' are required")
+        raise StateFileError(f"{where}: 'name' and 'url' are required")
     return FeedState(**values)
 
 
-def _quarantine(store: Store, key: str, error: StateFileError) -> None:
-    """Keep the unreadable file aside (nothing is lost) so the feed can start afresh."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    aside = f"{QUARANTINE}{key.rsplit('/', 1)[-1]}.{stamp}"
-    log.warning("%s; the feed starts afresh and the file is kept as %s", error, aside)
-    store.copy(key, aside)
+def _quarantine(store: Store, raw: bytes, problem: str) -> None:
+    """Keep the unreadable file aside (nothing is lost) so the feeds can start afresh.
+    Named by its content: the same bad file is kept once however often it is read."""
+    aside = f"{QUARANTINE}feeds.json.{hashlib.sha256(raw).hexdigest()[:16]}"
+    if store.put_bytes(aside, raw, if_absent=True):
+        log.warning("%s; the affected feeds start afresh; the file is kept as %s", problem, aside)
 
 
-def read_feed_state(store: Store, name: str, url: str) -> FeedState:
-    """The feed's state; an unreadable file costs this feed its validators, nothing more."""
-    key = f"{FEEDS}{name}.json"
-    raw = store.get_bytes(key)
+def load_feed_states(store: Store) -> dict[str, FeedState]:
+    """Every feed's state by name. An unreadable file or entry costs those feeds their
+    validators and counters for one poll, never the run."""
+    raw = store.get_bytes(FEEDS)
     if raw is None:
-        return FeedState(name=name, url=url)
+        return {}
     try:
-        state = parse_feed_state(raw, key)
-    except StateFileError as exc:
-        _quarantine(store, key, exc)
+        doc = json.loads(raw)
+        entries = doc["feeds"]
+        if not isinstance(entries, dict):
+            raise TypeError("'feeds' is not an object")
+    except (ValueError, KeyError, TypeError) as exc:
+        _quarantine(store, raw, f"feed state {FEEDS} is unreadable ({exc})")
+        return {}
+    states: dict[str, FeedState] = {}
+    problems = []
+    for name, entry in entries.items():
+        try:
+            states[name] = parse_feed_state(entry, f"{FEEDS}: feed {name!r}")
+        except StateFileError as exc:
+            problems.append(str(exc))
+    if problems:
+        _quarantine(store, raw, "; ".join(problems[:3]))
+    return states
+
+
+def state_for(states: dict[str, FeedState], name: str, url: str) -> FeedState:
+    """This feed's state; a feed that moved loses the old URL's validators."""
+    state = states.get(name)
+    if state is None:
         return FeedState(name=name, url=url)
-    if state.url != url:  # the feed moved: its validators belong to the old URL
+    if state.url != url:
         state.url, state.etag, state.last_modified = url, None, None
     return state
 
 
-def read_all_feed_states(store: Store) -> list[FeedState]:
-    """Every readable state; unreadable files are reported in the log and skipped."""
-    states = []
-    for key in store.list(FEEDS):
-        raw = store.get_bytes(key)
-        if not raw:
-            continue
-        try:
-            states.append(parse_feed_state(raw, key))
-        except StateFileError as exc:
-            log.warning("%s (skipped)", exc)
-    return states
-
-
-def write_feed_states(store: Store, states: dict[str, dict[str, Any]]) -> None:
-    for name, state in states.items():
-        store.put_bytes(f"{FEEDS}{name}.json", json.dumps(state, sort_keys=True).encode())
+def write_feed_states(store: Store, updates: dict[str, dict[str, Any]]) -> None:
+    """Merge this run's feeds into the one state object: one read, at most one write."""
+    if not updates:
+        return
+    current = {name: as_dict(s) for name, s in load_feed_states(store).items()}
+    merged = {**current, **updates}
+    if merged == current:
+        return
+    body = json.dumps({"feeds": dict(sorted(merged.items()))}, sort_keys=True)
+    store.put_bytes(FEEDS, body.encode())
 
 
 def as_dict(state: FeedState) -> dict[str, Any]:

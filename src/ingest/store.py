@@ -35,6 +35,8 @@ class Store(Protocol):
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def url_for(self, key: str) -> str: ...
+    def table_uri(self, name: str) -> str: ...
+    def storage_options(self) -> dict[str, str]: ...
 
 
 TMP_PREFIX = "_tmp/"
@@ -162,6 +164,13 @@ class LocalStore:
     def url_for(self, key: str) -> str:
         return str(self.root / key)
 
+    def table_uri(self, name: str) -> str:
+        """Where delta-rs finds the table `name` (a directory under the root)."""
+        return str(self.root / name)
+
+    def storage_options(self) -> dict[str, str]:
+        return {}
+
 
 def _write_error(root: Path, key: str, exc: OSError) -> StoreError:
     return StoreError(f"cannot write {key} to store {root}: {exc.strerror or exc}")
@@ -184,11 +193,18 @@ def _fsync_dir(path: Path) -> None:
 class S3Store:
     """A bucket and prefix. Endpoint and credentials follow boto3's standard variables."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: object | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: object | None = None,
+        credentials: S3Credentials | None = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self._client = client or _default_s3_client()
+        self._credentials = credentials
+        self._client = client or _default_s3_client(credentials)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -271,6 +287,28 @@ class S3Store:
     def url_for(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
+    def table_uri(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self._key(name)}"
+
+    def storage_options(self) -> dict[str, str]:
+        """The same endpoint and credentials as boto3, spelled for delta-rs."""
+        creds = self._credentials or S3Credentials()
+        session = self._client._request_signer._credentials  # type: ignore[attr-defined]
+        endpoint = creds.endpoint_url or self._client.meta.endpoint_url  # type: ignore[attr-defined]
+        options = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": creds.region or self._client.meta.region_name or "us-east-1",  # type: ignore[attr-defined]
+        }
+        if session is not None:
+            frozen = session.get_frozen_credentials()
+            options["AWS_ACCESS_KEY_ID"] = frozen.access_key
+            options["AWS_SECRET_ACCESS_KEY"] = frozen.secret_key
+            if frozen.token:
+                options["AWS_SESSION_TOKEN"] = frozen.token
+        if endpoint.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+        return options
+
 
 @dataclass(frozen=True)
 class S3Credentials:
@@ -312,7 +350,7 @@ def open_store(uri: str, s3: S3Credentials | None = None) -> Store:
     if parts.scheme == "s3":
         if not parts.netloc:
             raise StoreError(f"store URI {uri!r} names no bucket (s3://bucket/prefix)")
-        return S3Store(parts.netloc, parts.path, _default_s3_client(s3) if s3 else None)
+        return S3Store(parts.netloc, parts.path, credentials=s3)
     if parts.scheme == "file":
         return LocalStore(parts.path)
     if parts.scheme and len(parts.scheme) > 1:

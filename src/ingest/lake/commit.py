@@ -1,0 +1,339 @@
+"""How a run's staged rows become visible exactly once: one articles-table transaction.
+
+Protocol (the same for a single process and for Airflow shards + a commit task):
+
+1. Shards write Parquet parts under `_staging/<run>/<attempt>/`, outside every table.
+2. The commit records its request (`_staging/<run>/commit.json`), brings the key markers
+   up to the table's current version V (`KeyIndex.roll_forward`), drops rows whose article
+   an earlier commit named, and appends the rest to `articles` as table version V+1 with
+   the run's app transaction `(run_key, V+1)` and its report in the commit metadata. It
+   never lets delta-rs retry onto a later version (`max_commit_retries=0`): if another
+   commit took V+1, it starts again from step 2, so its duplicate check always covered
+   every earlier commit. That articles commit is the commit point.
+3. Publication, each step idempotent: key markers for the new rows, the rejects (their
+   own table transaction, once per run), feed state, the report file, then the staging
+   is dropped. Every run and commit first finishes the publication of committed runs
+   whose staging is still there (`recover`), so a kill anywhere loses and doubles nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from ingest.lake.keys import KeyIndex, keys_of_rows
+from ingest.lake.parts import STAGING, PartInfo, read_part
+from ingest.lake.tables import (
+    ARTICLES,
+    PARTITION,
+    REJECTS,
+    commit_entry,
+    commit_info,
+    ensure_table,
+    table_schema,
+    writer_properties,
+)
+from ingest.store import Store
+
+log = logging.getLogger(__name__)
+
+REPORTS = "_reports/"
+MAX_COMMIT_ATTEMPTS = 50
+
+
+@dataclass
+class CommitRequest:
+    """Everything one run wants to make visible, gathered from its shards."""
+
+    run_id: str
+    run_key: str
+    parts: list[PartInfo]
+    article_ids: list[str]
+    feed_states: dict[str, dict[str, Any]]
+    report: dict[str, Any]
+    # Index dates (UTC publication day, else fetch day) of the articles: what to rebuild.
+    index_dates: list[str] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> CommitRequest:
+        data = json.loads(raw)
+        data["parts"] = [PartInfo(**p) for p in data["parts"]]
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class CommitResult:
+    version: int
+    run_id: str
+    already_committed: bool
+    articles_committed: int
+    duplicates_dropped: int
+    dates: list[str]  # ingest_date partitions written
+    index_dates: list[str] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def request_key(run_key: str) -> str:
+    return f"{STAGING}{run_key}/commit.json"
+
+
+def report_key(run_key: str, report: dict[str, Any]) -> str:
+    """Reports by start day, so maintenance expires them by listing whole days."""
+    day = str(report.get("started_at") or datetime.now(UTC).isoformat())[:10]
+    return f"{REPORTS}date={day}/{run_key}.json"
+
+
+class Lake:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.keys = KeyIndex(store)
+
+    # ------------------------------------------------------------------ reading
+
+    def articles(self) -> DeltaTable:
+        return ensure_table(self.store, ARTICLES)
+
+    def committed_run(self, run_key: str, table: DeltaTable | None = None) -> int | None:
+        """The articles version that committed this run, or None."""
+        table = table or self.articles()
+        return table.transaction_version(run_key)
+
+    def commit_metadata(self, version: int) -> dict[str, Any]:
+        actions = commit_entry(self.store, ARTICLES, version)
+        return commit_info(actions) if actions else {}
+
+    def result_of(self, version: int) -> CommitResult:
+        """What the commit at `version` did, from its own metadata (no side files)."""
+        info = self.commit_metadata(version)
+        return CommitResult(
+            version=version,
+            run_id=info.get("newsflow.run_id", ""),
+            already_committed=True,
+            articles_committed=int(info.get("newsflow.articles", 0)),
+            duplicates_dropped=int(info.get("newsflow.duplicates_dropped", 0)),
+            dates=json.loads(info.get("newsflow.dates", "[]")),
+            index_dates=json.loads(info.get("newsflow.index_dates", "[]")),
+            report=json.loads(info.get("newsflow.report", "{}")),
+        )
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self) -> list[str]:
+        """Finish what killed processes left: key markers up to the table's head, and the
+        publication of committed runs whose staging is still there. Returns those runs."""
+        table = self.articles()
+        self.keys.roll_forward(table.version())
+        finished = []
+        for run_key in self._staged_runs():
+            version = self.committed_run(run_key, table)
+            if version is None:
+                continue  # still staging, or abandoned (`ingest maintain` clears it)
+            raw = self.store.get_bytes(request_key(run_key))
+            if raw is not None:
+                log.warning("finishing the publication of run %s", run_key)
+                self._publish(CommitRequest.from_json(raw), version)
+            self._drop_staging(run_key)
+            finished.append(run_key)
+        return finished
+
+    def _staged_runs(self) -> list[str]:
+        """Runs with staging: bounded by runs in flight or unpublished, not by history."""
+        return sorted({k[len(STAGING) :].split("/", 1)[0] for k in self.store.list(STAGING)})
+
+    # ------------------------------------------------------------------ commit
+
+    def commit(self, request: CommitRequest) -> CommitResult:
+        """Append the run's new articles in one table transaction; idempotent per run."""
+        self.store.put_bytes(request_key(request.run_key), request.to_json())
+        table = self.articles()
+        for _attempt in range(MAX_COMMIT_ATTEMPTS):
+            table.update_incremental()
+            head = table.version()
+            done = self.committed_run(request.run_key, table)
+            if done is not None:  # another attempt of this run got there first
+                self._publish(request, done)
+                return self.result_of(done)
+            self.keys.roll_forward(head)
+            accepted, dropped = self._new_rows(request)
+            version = head + 1
+            _finish_report(request, accepted, dropped, version)
+            metadata = {
+                "newsflow.run_id": request.run_id,
+                "newsflow.run_key": request.run_key,
+                "newsflow.articles": str(len(accepted)),
+                "newsflow.duplicates_dropped": str(dropped),
+                "newsflow.dates": json.dumps(_dates(request, accepted)),
+                "newsflow.index_dates": json.dumps(
+                    sorted(set(request.index_dates)) if accepted else []
+                ),
+                "newsflow.report": json.dumps(request.report, sort_keys=True),
+            }
+            try:
+                self._append(
+                    table,
+                    ARTICLES,
+                    self._batches(request, accepted),
+                    request.run_key,
+                    version,
+                    metadata,
+                )
+            except CommitFailedError:
+                log.info(
+                    "articles version %d taken by a concurrent commit; checking again", version
+                )
+                continue
+            break
+        else:
+            raise RuntimeError(f"could not commit run {request.run_id}: the table is too busy")
+        self.keys.mark(self._keys_of(request, accepted))
+        self.keys.advance(version)
+        self._publish(request, version)
+        result = self.result_of(version)
+        result.already_committed = False
+        return result
+
+    def _new_rows(self, request: CommitRequest) -> tuple[set[str], int]:
+        """Article ids of this run that no earlier commit named (and each only once)."""
+        wanted = list(dict.fromkeys(request.article_ids))
+        committed = self.keys.committed(wanted)
+        accepted = {a for a in wanted if a not in committed}
+        dropped = len(request.article_ids) - len(accepted)
+        if dropped:
+            log.info("%d articles were committed by an earlier run: not added again", dropped)
+        return accepted, dropped
+
+    def _batches(self, request: CommitRequest, accepted: set[str]) -> Iterator[pa.RecordBatch]:
+        """The run's accepted article rows, one staged part at a time (bounded memory)."""
+        emitted: set[str] = set()
+        target = table_schema(ARTICLES)
+        for part in request.parts:
+            if part.kind != ARTICLES:
+                continue
+            rows = read_part(self.store, part)
+            keep = []
+            for i, aid in enumerate(rows["article_id"].to_pylist()):
+                if aid in accepted and aid not in emitted:
+                    emitted.add(aid)
+                    keep.append(i)
+            if keep:
+                yield from _with_partition(rows.take(keep), part.ingest_date, target).to_batches()
+
+    def _keys_of(self, request: CommitRequest, accepted: set[str]) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for part in request.parts:
+            if part.kind == ARTICLES:
+                rows = read_part(
+                    self.store, part, ["article_id", "url", "final_url", "canonical_url"]
+                )
+                found = keys_of_rows(rows)
+                keys.update({k: a for k, a in found.items() if a in accepted})
+        return keys
+
+    def _append(
+        self,
+        table: DeltaTable,
+        kind: str,
+        batches: Iterator[pa.RecordBatch],
+        run_key: str,
+        version: int,
+        metadata: dict[str, str],
+    ) -> None:
+        """One transaction at exactly `version` (CommitFailedError if it is taken)."""
+        schema = table_schema(kind)
+        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        write_deltalake(
+            table,
+            reader,
+            mode="append",
+            partition_by=[PARTITION],
+            writer_properties=writer_properties(),
+            commit_properties=CommitProperties(
+                custom_metadata=metadata,
+                max_commit_retries=0,
+                app_transactions=[Transaction(run_key, version)],
+            ),
+        )
+
+    # ------------------------------------------------------------------ publication
+
+    def _publish(self, request: CommitRequest, version: int) -> None:
+        """Idempotent: every step may run again after a crash with the same outcome."""
+        from ingest.state import write_feed_states
+
+        self._commit_rejects(request)
+        write_feed_states(self.store, request.feed_states)
+        report = self.result_of(version).report  # as committed, whichever attempt won
+        self.store.put_bytes(
+            report_key(request.run_key, report),
+            json.dumps(report, indent=2, sort_keys=True).encode(),
+        )
+        self._drop_staging(request.run_key)
+
+    def _commit_rejects(self, request: CommitRequest) -> None:
+        """The run's rejects, once: the rejects table's own transaction for this run."""
+        parts = [p for p in request.parts if p.kind == REJECTS]
+        if not parts:
+            return
+        table = ensure_table(self.store, REJECTS)
+        target = table_schema(REJECTS)
+        for _attempt in range(MAX_COMMIT_ATTEMPTS):
+            table.update_incremental()
+            if table.transaction_version(request.run_key) is not None:
+                return
+            batches = (
+                batch
+                for part in parts
+                for batch in _with_partition(
+                    read_part(self.store, part), part.ingest_date, target
+                ).to_batches()
+            )
+            metadata = {"newsflow.run_id": request.run_id, "newsflow.run_key": request.run_key}
+            try:
+                self._append(
+                    table, REJECTS, batches, request.run_key, table.version() + 1, metadata
+                )
+                return
+            except CommitFailedError:
+                continue
+        raise RuntimeError(f"could not commit the rejects of run {request.run_id}")
+
+    def _drop_staging(self, run_key: str) -> None:
+        """Staging of a published run is garbage: its own parts and any other attempt's."""
+        for key in list(self.store.list(f"{STAGING}{run_key}/")):
+            self.store.delete(key)
+
+
+def _finish_report(request: CommitRequest, accepted: set[str], dropped: int, version: int) -> None:
+    """What only the commit knows goes into the run report it stores with itself."""
+    request.report.update(
+        articles_written=len(accepted),
+        duplicates_dropped_at_commit=dropped,
+        dates_touched=sorted(set(request.index_dates)) if accepted else [],
+        partitions=_dates(request, accepted),
+        table_version=version,
+        already_committed=False,
+        finished_at=datetime.now(UTC).isoformat(),
+    )
+
+
+def _with_partition(rows: pa.Table, ingest_date: str, target: pa.Schema) -> pa.Table:
+    day = pa.array([date.fromisoformat(ingest_date)] * rows.num_rows, pa.date32())
+    return rows.append_column(PARTITION, day).cast(target)
+
+
+def _dates(request: CommitRequest, accepted: set[str]) -> list[str]:
+    if not accepted:
+        return []
+    return sorted({p.ingest_date for p in request.parts if p.kind == ARTICLES})

@@ -1,0 +1,124 @@
+"""Committed keys: has this link or article been committed before? Asked per key.
+
+Every committed article leaves one small marker object per key that names it: its article
+id and the hashes of the link the feed gave, the final URL and the canonical URL (those
+are the same hashes `ids.url_key` computes before a fetch). A run asks only about its own
+candidates, one HEAD each, so what it costs depends on the run and never on how many
+articles were committed before: no run loads every key.
+
+Markers are written after each commit from the rows it added, and the watermark says up to
+which table version they are complete. A run that finds commits above the watermark (a
+process killed between its commit and its markers) writes theirs first, from the log:
+`roll_forward`. Markers are idempotent, so doing that twice costs requests, not rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest import ids
+from ingest.lake.tables import ARTICLES, commit_entry, commit_info
+from ingest.store import Store
+
+log = logging.getLogger(__name__)
+
+KEYS = "_keys/"
+WATERMARK = "_state/keys.json"
+REQUEST_THREADS = 16
+KEY_COLUMNS = ["article_id", "url", "final_url", "canonical_url"]
+
+
+def marker_key(key: str) -> str:
+    return f"{KEYS}{key[:3]}/{key}"
+
+
+def keys_of_rows(table: pa.Table) -> dict[str, str]:
+    """Every key that names one of these articles -> its article id."""
+    found: dict[str, str] = {}
+    columns = {name: table[name].to_pylist() for name in KEY_COLUMNS}
+    for aid, url, final, canonical in zip(*columns.values(), strict=True):
+        found[aid] = aid
+        for link in (url, final, canonical):
+            if link:
+                found[ids.url_key(link)] = aid
+    return found
+
+
+class KeyIndex:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def committed(self, keys: Iterable[str]) -> set[str]:
+        """Those of `keys` that an earlier commit named."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        if len(wanted) == 1:
+            return set(wanted) if self.store.exists(marker_key(wanted[0])) else set()
+        with ThreadPoolExecutor(min(REQUEST_THREADS, len(wanted)), "keys") as pool:
+            found = pool.map(lambda k: self.store.exists(marker_key(k)), wanted)
+            return {k for k, hit in zip(wanted, found, strict=True) if hit}
+
+    def mark(self, keys: dict[str, str]) -> None:
+        """Write the markers (create-if-absent: an existing one is left as it is)."""
+        if not keys:
+            return
+        items = sorted(keys.items())
+
+        def put(item: tuple[str, str]) -> None:
+            self.store.put_bytes(marker_key(item[0]), item[1].encode(), if_absent=True)
+
+        with ThreadPoolExecutor(min(REQUEST_THREADS, len(items)), "keys") as pool:
+            list(pool.map(put, items))
+
+    # ------------------------------------------------------------------ the watermark
+
+    def watermark(self) -> int:
+        raw = self.store.get_bytes(WATERMARK)
+        try:
+            return int(json.loads(raw)["version"]) if raw else -1
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s is unreadable: rebuilding the key markers from the log", WATERMARK)
+            return -1
+
+    def advance(self, version: int) -> None:
+        self.store.put_bytes(WATERMARK, json.dumps({"version": version}).encode())
+
+    def roll_forward(self, head: int) -> list[str]:
+        """Markers for every data commit in (watermark, head]; returns the run keys of
+        those commits (their publication may be unfinished too)."""
+        start = self.watermark() + 1
+        runs: list[str] = []
+        for version in range(start, head + 1):
+            actions = commit_entry(self.store, ARTICLES, version)
+            if actions is None:
+                raise RuntimeError(
+                    f"articles commit {version} is gone from the log before its keys were "
+                    "recorded; run `ingest maintain --rebuild-keys`"
+                )
+            info = commit_info(actions)
+            if info.get("newsflow.run_key"):
+                runs.append(info["newsflow.run_key"])
+            adds = [a["add"] for a in actions if "add" in a and a["add"].get("dataChange", True)]
+            if adds:
+                log.info("recording keys of articles commit %d", version)
+            for add in adds:
+                self.mark(keys_of_rows(self._read_added(add["path"])))
+        if head >= start:
+            self.advance(head)
+        return runs
+
+    def _read_added(self, path: str) -> pa.Table:
+        from urllib.parse import unquote
+
+        raw = self.store.get_bytes(f"{ARTICLES}/{unquote(path)}")
+        if raw is None:
+            raise FileNotFoundError(f"data file of the articles table missing: {path}")
+        return pq.read_table(io.BytesIO(raw), columns=KEY_COLUMNS)

@@ -1,0 +1,116 @@
+"""The articles and rejects tables: Delta Lake through delta-rs, on a directory or on S3.
+
+Delta keeps its transaction log beside the data (`<table>/_delta_log/`), so no catalog
+service is needed; every warehouse with a Delta reader sees committed rows only, and
+compaction and vacuum never change what a reader counts. The schema files in schemas/
+stay the contract: the table schema is derived from them plus the partition column.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, WriterProperties
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from ingest import schema
+from ingest.lake.parts import ROW_GROUP_ROWS
+from ingest.store import Store, StoreError
+
+ARTICLES = "articles"
+REJECTS = "rejects"
+PARTITION = "ingest_date"
+LEGACY_FIRST_MANIFEST = (
+    "_manifests/0000000001.json"  # UTC date of the run: runs append to one or two partitions only
+)
+
+# Old log entries and removed files are kept a week (time travel, slow readers); run
+# transactions a quarter (re-running an older run id is then deduplicated by keys only).
+TABLE_CONFIG = {
+    "delta.logRetentionDuration": "interval 30 days",
+    "delta.deletedFileRetentionDuration": "interval 7 days",
+    "delta.setTransactionRetentionDuration": "interval 90 days",
+}
+
+
+def writer_properties() -> WriterProperties:
+    """zstd, like the rest of the store; row groups sized for selective reads."""
+    return WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
+
+
+def source_schema(kind: str) -> schema.Schema:
+    return schema.article() if kind == ARTICLES else schema.reject()
+
+
+def table_schema(kind: str) -> pa.Schema:
+    """The schema file's columns, then the partition column."""
+    base = source_schema(kind).arrow
+    return base.append(pa.field(PARTITION, pa.date32(), nullable=False))
+
+
+def open_table(store: Store, kind: str) -> DeltaTable | None:
+    try:
+        return DeltaTable(store.table_uri(kind), storage_options=store.storage_options())
+    except TableNotFoundError:
+        return None
+
+
+def is_legacy(store: Store) -> bool:
+    """Whether the store still holds the earlier layout (every such store has commit 1)."""
+    return store.exists(LEGACY_FIRST_MANIFEST)
+
+
+def ensure_table(store: Store, kind: str, allow_legacy: bool = False) -> DeltaTable:
+    """The table, created empty on first use (two creators at once: one wins, both open)."""
+    table = open_table(store, kind)
+    if table is not None:
+        return table
+    if not allow_legacy and is_legacy(store):
+        raise StoreError(
+            f"store {store.uri} uses the earlier layout (a manifest log): convert it once "
+            f"with `ingest migrate --store {store.uri}`"
+        )
+    with contextlib.suppress(DeltaError):  # a concurrent creator won version 0
+        DeltaTable.create(
+            store.table_uri(kind),
+            schema=table_schema(kind),
+            partition_by=[PARTITION],
+            mode="ignore",
+            name=kind,
+            description=f"newsflow {kind}, schema {source_schema(kind).name} "
+            f"v{source_schema(kind).version}",
+            configuration=TABLE_CONFIG,
+            storage_options=store.storage_options(),
+            commit_properties=CommitProperties(max_commit_retries=0),  # version 0 or nothing
+        )
+    table = open_table(store, kind)
+    if table is None:
+        raise RuntimeError(f"table {kind} could not be created in {store.uri}")
+    return table
+
+
+def log_key(kind: str, version: int) -> str:
+    return f"{kind}/_delta_log/{version:020d}.json"
+
+
+def commit_entry(store: Store, kind: str, version: int) -> list[dict[str, Any]] | None:
+    """The actions of one commit, read straight from the log (None once it was cleaned up)."""
+    raw = store.get_bytes(log_key(kind, version))
+    if raw is None:
+        return None
+    return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def commit_info(actions: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+
+
+def read_committed(store: Store, kind: str = ARTICLES) -> pa.Table:
+    """Every committed row of `kind` with its partition column (tests and small tools)."""
+    table = open_table(store, kind)
+    if table is None:
+        return table_schema(kind).empty_table()
+    return pa.table(table.to_pyarrow_table())
