@@ -68,7 +68,7 @@ def test_run_prints_summary_and_exits_zero(feeds_file: Path, tmp_path: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     assert "run cli-1" in result.stdout and "articles        2 written" in result.stdout
-    assert (tmp_path / "s" / "_reports" / "cli-1.json").is_file()
+    assert len(list((tmp_path / "s" / "_reports").glob("date=*/cli-1.json"))) == 1
     again = ingest(
         "run",
         "--feeds",
@@ -141,21 +141,21 @@ def test_demo_on_local_store_then_again(tmp_path: Path) -> None:
     first = ingest("demo", "--store", str(store), "--no-progress", "--port", port)
     assert first.returncode == 0, first.stderr
     assert re.search(r"articles\s+18 written", first.stdout), first.stdout
-    assert "18 articles in 1 Parquet files" in first.stdout
-    assert "SELECT published_at, source, title FROM read_parquet(" in first.stdout
+    assert f"18 articles in the Delta table {store}/articles" in first.stdout
+    assert f"SELECT published_at, source, title FROM delta_scan('{store}/articles')" in (
+        first.stdout
+    )
     second = ingest("demo", "--store", str(store), "--no-progress", "--port", port)
     assert second.returncode == 0, second.stderr
     assert re.search(r"articles\s+0 written", second.stdout), second.stdout
-    assert "18 articles in 1 Parquet files" in second.stdout
+    assert "18 articles in the Delta table" in second.stdout
 
 
 def test_demo_on_embedded_s3() -> None:
     result = ingest("demo", "--s3", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "embedded S3 (SeaweedFS) at http://127.0.0.1:" in result.stdout
-    assert "18 articles in 1 Parquet files: s3://newsflow/demo/articles/**/*.parquet" in (
-        result.stdout
-    )
+    assert "18 articles in the Delta table s3://newsflow/demo/articles" in result.stdout
 
 
 def test_index_and_ddl_commands(feeds_file: Path, tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_index_and_ddl_commands(feeds_file: Path, tmp_path: Path) -> None:
     bad = ingest("index", "--store", str(store), "--date", "yesterday")
     assert bad.returncode == 2 and "not a date in YYYY-MM-DD form: 'yesterday'" in bad.stderr
     ddl = ingest("ddl", "--dialect", "duckdb", "--store", str(store))
-    assert ddl.returncode == 0 and f"'{store}/articles/**/*.parquet'" in ddl.stdout
+    assert ddl.returncode == 0 and f"delta_scan('{store}/articles')" in ddl.stdout
     assert ingest("ddl", "--dialect", "oracle").returncode == 2
 
 
@@ -232,8 +232,7 @@ def test_overlapping_runs_second_one_exits_or_waits(slow_feeds_file: Path, tmp_p
         out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert "12 written" in out
-    rejects = list((store / "rejects").rglob("*.parquet"))
-    assert rejects == []  # nothing done twice
+    assert _committed_ids(store, "rejects") == []  # nothing done twice
 
 
 def test_sigterm_mid_run_releases_the_store_and_leaves_no_temp_files(
@@ -269,8 +268,8 @@ def test_run_id_dot_dot_writes_only_inside_the_store_layout(
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feeds.yaml", "store"]
     top = {p.name for p in store.iterdir()}
-    assert top <= {"articles", "_manifests", "_state", "_reports", "_tmp", "_staging"}, top
-    assert len(list((store / "articles").rglob("*.parquet"))) == 1
+    assert top <= {"articles", "_keys", "_state", "_reports", "_tmp", "_staging"}, top
+    assert len(_committed_ids(store)) == 2
     again = ingest("run", "--feeds", str(feeds_file), "--store", str(store), "--run-id", "..", *net)
     assert again.returncode == 0 and "already committed" in again.stdout.lower(), again.stdout
     bad = ingest("run", "--feeds", str(feeds_file), "--store", str(store), "--run-id", "a\x01b")
@@ -289,13 +288,12 @@ def in_private_mount(script: str, env: dict[str, str]) -> subprocess.CompletedPr
     )
 
 
-def _committed_ids(store: Path) -> list[str]:
-    import pyarrow.parquet as pq
+def _committed_ids(store: Path, kind: str = "articles") -> list[str]:
+    from ingest.lake import read_committed
+    from ingest.store import LocalStore
 
-    ids: list[str] = []
-    for part in sorted((store / "articles").rglob("*.parquet")):
-        ids += pq.read_table(part)["article_id"].to_pylist()
-    return ids
+    column = "article_id" if kind == "articles" else "url"
+    return read_committed(LocalStore(store), kind)[column].to_pylist()
 
 
 @pytest.mark.parametrize("fault", ["disk_full", "read_only"])

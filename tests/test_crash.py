@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -13,11 +12,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
-from ingest.lake import MANIFESTS
+from ingest.lake import open_table, read_committed
 from ingest.store import Store, open_store
 
 pytestmark = pytest.mark.integration
@@ -76,21 +74,20 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 def check_visible(store: Store) -> list[str]:
-    """What a reader globbing articles/ sees: whole Parquet files, no duplicate ids."""
-    ids: list[str] = []
-    for key in store.list("articles/"):
-        assert key.endswith(".parquet"), f"stray object under articles/: {key}"
-        ids += pq.read_table(io.BytesIO(store.get_bytes(key)))["article_id"].to_pylist()
+    """What a reader of the articles table sees: no duplicate ids."""
+    ids = read_committed(store)["article_id"].to_pylist()
     assert len(ids) == len(set(ids)), "a reader sees an article twice"
     return ids
 
 
-def unpublished(store: Store, ignore: frozenset[str] = frozenset()) -> bool:
-    """A manifest (commit point) exists whose publication has not finished."""
-    keys = set(store.list(MANIFESTS))
-    return any(
-        k.endswith(".json") and k[:-5] + ".done" not in keys and k not in ignore for k in keys
-    )
+def unpublished(store: Store) -> bool:
+    """A run is committed (its articles transaction exists) but its publication is not
+    finished (its staging, with the commit request, is still there)."""
+    table = open_table(store, "articles")
+    if table is None:
+        return False
+    runs = [k.split("/")[1] for k in store.list("_staging/") if k.endswith("/commit.json")]
+    return any(table.transaction_version(run) is not None for run in runs)
 
 
 @pytest.mark.timeout(600)
@@ -110,17 +107,12 @@ def test_kill_minus_nine_anywhere_keeps_exactly_once(
     )
     outcomes = []
     # Kill after fixed delays (mid-fetch, mid-extract, mid-write) and, the hard one, the
-    # moment a manifest exists but is not yet published (mid-commit).
-    for when in (0.4, 1.0, "commit", "commit+0.15", 1.6, "commit"):
-        before = frozenset(store.list(MANIFESTS))
+    # moment the articles commit exists but its publication is unfinished (mid-commit).
+    for when in (0.4, 1.0, "commit", "commit+0.05", 1.6, "commit"):
         proc = start_run(feeds, store_uri, env)
         deadline = time.monotonic() + 60
         if isinstance(when, str):  # wait for this run's own commit point
-            while (
-                time.monotonic() < deadline
-                and proc.poll() is None
-                and not unpublished(store, before)
-            ):
+            while time.monotonic() < deadline and proc.poll() is None and not unpublished(store):
                 time.sleep(0.005)
             time.sleep(float(when.partition("+")[2] or 0))
         else:

@@ -14,7 +14,7 @@ from ingest import alerts
 from ingest.config import Feed, Settings
 from ingest.health import feed_health, render_table
 from ingest.pipeline import run
-from ingest.state import read_feed_state
+from ingest.state import load_feed_states
 from ingest.store import LocalStore
 
 pytestmark = pytest.mark.integration
@@ -38,8 +38,8 @@ def test_feed_state_tracks_failures_not_modified_and_staleness(tmp_path) -> None
         feeds = [Feed("good", srv.url("/good.xml")), Feed("bad", srv.url("/bad.xml"))]
         for _ in range(3):
             run(store, feeds, settings)
-    good = read_feed_state(store, "good", srv.url("/good.xml"))
-    bad = read_feed_state(store, "bad", srv.url("/bad.xml"))
+    states = load_feed_states(store)
+    good, bad = states["good"], states["bad"]
     assert (good.polls, good.not_modified, good.consecutive_failures) == (3, 2, 0)
     assert good.last_new_article_at is not None and good.last_status == "not_modified"
     assert (bad.polls, bad.consecutive_failures, bad.last_status) == (3, 3, "failed")

@@ -14,6 +14,7 @@ import pytest
 from ingest import ids, index, schema
 from ingest.extract import fingerprints
 from ingest.lake import CommitRequest, Lake, PartWriter
+from ingest.report import RunReport
 from ingest.store import Store
 
 pytestmark = pytest.mark.integration
@@ -57,8 +58,9 @@ def commit(store: Store, run_id: str, rows: list[dict], ingest_day: date) -> Non
 
     Lake(store).commit(CommitRequest(
         run_id=run_id, run_key=key, parts=writer.close(),
-        article_ids=[r["article_id"] for r in rows], url_keys=[], feed_states={},
-        report={}, index_dates=sorted({index_date(r).isoformat() for r in rows}),
+        article_ids=[r["article_id"] for r in rows], feed_states={},
+        report=RunReport(run_id, store.uri, f"{ingest_day}T00:00:00+00:00").to_dict(),
+        index_dates=sorted({index_date(r).isoformat() for r in rows}),
     ))  # fmt: skip
 
 

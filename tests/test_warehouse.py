@@ -1,5 +1,6 @@
-"""The warehouse contract: DuckDB, Polars, pyarrow.dataset and pandas read what we commit,
-by glob with Hive partitioning, on local disk and over S3, and all agree."""
+"""The warehouse contract: DuckDB, Polars, deltalake (pyarrow, pandas) read the Delta tables
+we commit, on local disk and over S3, and agree, before and after `ingest maintain`; the
+daily index is read as plain Parquet by glob with Hive partitioning."""
 
 from __future__ import annotations
 
@@ -10,22 +11,27 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
+import duckdb_extension_delta
 import duckdb_extension_httpfs
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+from deltalake import DeltaTable
 from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 from pyarrow import fs
 
 from ingest import index
 from ingest.config import Feed, Settings
 from ingest.ddl import ddl
+from ingest.lake.maintain import maintain
 from ingest.pipeline import run
 from ingest.store import Store
 
 pytestmark = pytest.mark.integration
+
+DELTA_TABLES = ("articles", "rejects")
 
 
 @pytest.fixture
@@ -40,7 +46,6 @@ def lake(store: Store, request: pytest.FixtureRequest) -> tuple[Store, str]:
             items.append({"title": f"W{i}", "link": srv.url(f"/w/{i}")})
         srv.add("/gone", Route(b"x", status=404))
         items.append({"title": "gone", "link": srv.url("/gone")})
-        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml"))
         settings = Settings.from_env(
             {},
             allow_networks=["127.0.0.0/8"],
@@ -49,10 +54,14 @@ def lake(store: Store, request: pytest.FixtureRequest) -> tuple[Store, str]:
             part_rows=3,
             progress=False,
         )
-        report = run(store, [Feed("wh", srv.url("/f.xml"))], settings)
-    assert report.articles_written == 7
-    assert report.dates_touched == ["2025-12-16", "2025-12-17", "2025-12-18"]
-    index.build(store, [dt.date.fromisoformat(d) for d in report.dates_touched])
+        reports = []
+        for first, last in ((0, 3), (3, 5), (5, 8)):  # three runs: three small files
+            srv.add(f"/f{first}.xml", Route(rss(items[first:last]), content_type="text/xml"))
+            reports.append(run(store, [Feed(f"wh{first}", srv.url(f"/f{first}.xml"))], settings))
+    assert sum(r.articles_written for r in reports) == 7
+    touched = sorted({d for r in reports for d in r.dates_touched})
+    assert touched == ["2025-12-16", "2025-12-17", "2025-12-18"]
+    index.build(store, [dt.date.fromisoformat(d) for d in touched])
     return store, store.url_for("").rstrip("/")
 
 
@@ -65,14 +74,18 @@ def s3_settings() -> dict[str, str]:
     }
 
 
+def _extension(package: object, name: str) -> str:
+    (path,) = glob.glob(
+        str(Path(package.__file__).parent / f"**/{name}.duckdb_extension"), recursive=True
+    )
+    return path
+
+
 def duckdb_connection(root: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"allow_unsigned_extensions": True})
+    con.execute(f"LOAD '{_extension(duckdb_extension_delta, 'delta')}'")
     if root.startswith("s3://"):
-        (extension,) = glob.glob(
-            str(Path(duckdb_extension_httpfs.__file__).parent / "**/httpfs.duckdb_extension"),
-            recursive=True,
-        )
-        con.execute(f"LOAD '{extension}'")
+        con.execute(f"LOAD '{_extension(duckdb_extension_httpfs, 'httpfs')}'")
         s3 = s3_settings()
         con.execute(
             "CREATE SECRET (TYPE s3, KEY_ID ?, SECRET ?, REGION ?, ENDPOINT ?, URL_STYLE 'path',"
@@ -84,23 +97,34 @@ def duckdb_connection(root: str) -> duckdb.DuckDBPyConnection:
 
 def read_duckdb(root: str, prefix: str, partition: str) -> pa.Table:
     con = duckdb_connection(root)
+    if prefix in DELTA_TABLES:
+        return con.execute(f"SELECT * FROM delta_scan('{root}/{prefix}')").to_arrow_table()
     return con.execute(
         f"SELECT * FROM read_parquet('{root}/{prefix}/**/*.parquet', hive_partitioning = true, "
         f"hive_types = {{'{partition}': DATE}})"
     ).to_arrow_table()
 
 
+def polars_options(root: str) -> dict[str, str] | None:
+    if not root.startswith("s3://"):
+        return None
+    s3 = s3_settings()
+    return {"aws_endpoint_url": s3["endpoint"], "aws_access_key_id": s3["key"],
+            "aws_secret_access_key": s3["secret"], "aws_region": s3["region"],
+            "aws_allow_http": "true"}  # fmt: skip
+
+
 def read_polars(root: str, prefix: str) -> pl.DataFrame:
-    options = None
-    if root.startswith("s3://"):
-        s3 = s3_settings()
-        options = {"aws_endpoint_url": s3["endpoint"], "aws_access_key_id": s3["key"],
-                   "aws_secret_access_key": s3["secret"], "aws_region": s3["region"],
-                   "aws_allow_http": "true"}  # fmt: skip
+    if prefix in DELTA_TABLES:
+        return pl.scan_delta(f"{root}/{prefix}", storage_options=polars_options(root)).collect()
     return pl.scan_parquet(
         f"{root}/{prefix}/**/*.parquet", hive_partitioning=True, try_parse_hive_dates=True,
-        storage_options=options,
+        storage_options=polars_options(root),
     ).collect()  # fmt: skip
+
+
+def delta_table(store: Store, prefix: str) -> DeltaTable:
+    return DeltaTable(store.table_uri(prefix), storage_options=store.storage_options())
 
 
 def arrow_filesystem(root: str) -> tuple[fs.FileSystem, str]:
@@ -127,36 +151,49 @@ def parquet_dataset(root: str, prefix: str, partition: str) -> ds.Dataset:
                       partition_base_dir=f"{base}/{prefix}")  # fmt: skip
 
 
-def read_pyarrow(root: str, prefix: str, partition: str) -> pa.Table:
+def read_pyarrow(store: Store, root: str, prefix: str, partition: str) -> pa.Table:
+    if prefix in DELTA_TABLES:
+        return pa.table(delta_table(store, prefix).to_pyarrow_table())
     return parquet_dataset(root, prefix, partition).to_table()
 
 
-def read_pandas(root: str, prefix: str, partition: str) -> pd.DataFrame:
-    if prefix == "index":  # a folder with other renderings: hand pandas the Parquet files
-        return parquet_dataset(root, prefix, partition).to_table().to_pandas()
-    filesystem, base = arrow_filesystem(root)
-    partitioning = ds.partitioning(pa.schema([(partition, pa.date32())]), flavor="hive")
-    return pd.read_parquet(f"{base}/{prefix}", engine="pyarrow", filesystem=filesystem,
-                           partitioning=partitioning)  # fmt: skip
+def read_pandas(store: Store, root: str, prefix: str, partition: str) -> pd.DataFrame:
+    if prefix in DELTA_TABLES:
+        return delta_table(store, prefix).to_pandas()
+    # index/ also holds the other renderings: hand pandas the Parquet files
+    return parquet_dataset(root, prefix, partition).to_table().to_pandas()
+
+
+def read_all(store: Store, root: str, prefix: str, partition: str, key: str) -> list[str]:
+    """The sorted keys, after checking that every reader returned the same ones."""
+    duck = read_duckdb(root, prefix, partition)
+    ids = sorted(duck[key].to_pylist())
+    assert sorted(read_polars(root, prefix)[key].to_list()) == ids
+    assert sorted(read_pyarrow(store, root, prefix, partition)[key].to_pylist()) == ids
+    assert sorted(read_pandas(store, root, prefix, partition)[key].tolist()) == ids
+    return ids
 
 
 @pytest.mark.parametrize(
     ("prefix", "partition", "key", "rows"),
-    [("articles", "ingest_date", "article_id", 7), ("index", "date", "article_id", 7)],
+    [
+        ("articles", "ingest_date", "article_id", 7),
+        ("rejects", "ingest_date", "url", 1),
+        ("index", "date", "article_id", 7),
+    ],
 )
 def test_every_reader_sees_the_same_rows(
     lake: tuple[Store, str], prefix: str, partition: str, key: str, rows: int
 ) -> None:
-    _, root = lake
+    store, root = lake
     duck = read_duckdb(root, prefix, partition)
     polars = read_polars(root, prefix)
-    arrow = read_pyarrow(root, prefix, partition)
-    pandas = read_pandas(root, prefix, partition)
-    ids = sorted(duck[key].to_pylist())
+    arrow = read_pyarrow(store, root, prefix, partition)
+    pandas = read_pandas(store, root, prefix, partition)
+    ids = read_all(store, root, prefix, partition, key)
     assert len(ids) == len(set(ids)) == rows
-    assert sorted(polars[key].to_list()) == ids
-    assert sorted(arrow[key].to_pylist()) == ids
-    assert sorted(pandas[key].tolist()) == ids
+    if prefix == "rejects":
+        return
 
     # timestamps: tz-aware UTC everywhere (DuckDB names its session zone, Etc/UTC here)
     assert duck.schema.field("published_at").type.tz in ("UTC", "Etc/UTC")
@@ -177,6 +214,22 @@ def test_every_reader_sees_the_same_rows(
     assert isinstance(pandas[partition].iloc[0], dt.date)
 
 
+def test_maintenance_changes_files_never_what_readers_count(lake: tuple[Store, str]) -> None:
+    store, root = lake
+    before = read_all(store, root, "articles", "ingest_date", "article_id")
+    rejects = read_all(store, root, "rejects", "ingest_date", "url")
+    files_before = len(delta_table(store, "articles").file_uris())
+    assert files_before >= 3  # part_rows=3: the run wrote several small files
+    result = maintain(store, retention_hours=0)  # vacuum at once: nobody else is reading
+    assert result.compacted["articles"] == files_before
+    assert len(delta_table(store, "articles").file_uris()) == 1
+    assert result.vacuumed["articles"] == files_before
+    assert read_all(store, root, "articles", "ingest_date", "article_id") == before
+    assert read_all(store, root, "rejects", "ingest_date", "url") == rejects
+    again = maintain(store, retention_hours=0)
+    assert again.compacted["articles"] == 0 and again.vacuumed["articles"] == 0
+
+
 def test_index_partitions_are_publication_days(lake: tuple[Store, str]) -> None:
     _, root = lake
     con = duckdb_connection(root)
@@ -188,6 +241,21 @@ def test_index_partitions_are_publication_days(lake: tuple[Store, str]) -> None:
     assert [(str(d), n, ok) for d, n, ok in got] == [
         ("2025-12-16", 3, True), ("2025-12-17", 2, True), ("2025-12-18", 2, True),
     ]  # fmt: skip
+
+
+def test_duckdb_ddl_works_on_a_fresh_store(tmp_path: Path) -> None:
+    """Before the first reject or article: the tables exist and read as empty."""
+    from ingest.lake import Lake
+    from ingest.store import LocalStore
+
+    store = LocalStore(tmp_path / "fresh")
+    Lake(store).recover()
+    con = duckdb_connection(str(store.root))
+    for statement in ddl("duckdb", str(store.root)).split(";\n"):
+        if "latest_news" not in statement and statement.strip():
+            con.execute(statement)
+    assert con.execute("SELECT count(*) FROM articles").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
 
 
 def test_duckdb_ddl_runs_against_the_store(lake: tuple[Store, str]) -> None:
@@ -203,15 +271,22 @@ def test_duckdb_ddl_runs_against_the_store(lake: tuple[Store, str]) -> None:
     assert columns["authors"] == "VARCHAR[]"
 
 
-@pytest.mark.parametrize("dialect", ["athena", "trino", "spark"])
-def test_other_dialects_name_every_column_and_the_partition(dialect: str) -> None:
+@pytest.mark.parametrize(
+    ("dialect", "articles"),
+    [
+        ("athena", "LOCATION 's3://news/lake/articles/'\nTBLPROPERTIES ('table_type' = 'DELTA')"),
+        ("trino", "table_name => 'articles', table_location => 's3://news/lake/articles'"),
+        ("spark", "articles\nUSING DELTA\nLOCATION 's3a://news/lake/articles'"),
+    ],
+)
+def test_other_dialects_read_the_delta_tables_and_declare_the_index(
+    dialect: str, articles: str
+) -> None:
     from ingest import schema
 
     text = ddl(dialect, "s3://news/lake")
-    for table, partition in (("articles", "ingest_date"), ("latest_news", "date")):
-        assert f"{table} (" in text
-        assert f"{partition} date" in text.lower()
-    for field in schema.article().fields + schema.index().fields:
+    assert articles in text
+    assert articles.replace("articles", "rejects") in text
+    assert "latest_news (" in text and "date date" in text.lower()
+    for field in schema.index().fields:
         assert f"  {field.name} " in text
-    expected = "s3://news/lake/articles/" if dialect == "athena" else "s3a://news/lake/articles/"
-    assert expected in text

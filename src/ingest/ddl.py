@@ -1,4 +1,10 @@
-"""Ready-to-run table definitions for warehouses, derived from the schema files."""
+"""Ready-to-run table definitions for warehouses.
+
+`articles` and `rejects` are Delta tables: every engine reads them through its Delta
+reader, which takes the schema and the committed files from the table's log (a glob would
+also see files that compaction replaced or a crashed write left). The daily index stays
+plain Parquet files, one per day, declared from the schema file.
+"""
 
 from __future__ import annotations
 
@@ -31,18 +37,19 @@ class Table:
     schema: Schema
     prefix: str  # under the store root
     partition: str
+    delta: bool
 
 
 TABLES = (
-    Table("articles", schema.article(), "articles", "ingest_date"),
-    Table("rejects", schema.reject(), "rejects", "ingest_date"),
-    Table("latest_news", schema.index(), "index", "date"),
+    Table("articles", schema.article(), "articles", "ingest_date", delta=True),
+    Table("rejects", schema.reject(), "rejects", "ingest_date", delta=True),
+    Table("latest_news", schema.index(), "index", "date", delta=False),
 )
 
 
 def _location(root: str, prefix: str, dialect: str) -> str:
     root = root.rstrip("/")
-    if dialect in ("spark", "trino") and root.startswith("s3://"):
+    if dialect == "spark" and root.startswith("s3://"):
         root = "s3a://" + root[len("s3://") :]  # Hadoop's S3 connector scheme
     return f"{root}/{prefix}/"
 
@@ -51,7 +58,35 @@ def _quote(value: str) -> str:
     return value.replace("'", "''")
 
 
+def delta_ddl(table: Table, root: str, dialect: str) -> str:
+    """The engine's Delta reader on the table's location; columns come from the log."""
+    where = _quote(_location(root, table.prefix, dialect).rstrip("/"))
+    comment = (
+        f"-- {table.name}: Delta table, {table.schema.name} v{table.schema.version} "
+        f"(see schemas/), partitioned by {table.partition}"
+    )
+    if dialect == "duckdb":
+        return (
+            f"{comment}\n-- needs the delta extension (and httpfs with an S3 secret for s3://)\n"
+            f"CREATE OR REPLACE VIEW {table.name} AS SELECT * FROM delta_scan('{where}');\n"
+        )
+    if dialect == "athena":
+        return (
+            f"{comment}\nCREATE EXTERNAL TABLE IF NOT EXISTS {table.name}\n"
+            f"LOCATION '{where}/'\nTBLPROPERTIES ('table_type' = 'DELTA');\n"
+        )
+    if dialect == "trino":
+        return (
+            f"{comment}\n-- Trino's Delta Lake connector, catalog 'delta'\n"
+            f"CALL delta.system.register_table(schema_name => 'newsflow', "
+            f"table_name => '{table.name}', table_location => '{where}');\n"
+        )
+    return f"{comment}\nCREATE TABLE IF NOT EXISTS {table.name}\nUSING DELTA\nLOCATION '{where}';\n"
+
+
 def table_ddl(table: Table, root: str, dialect: str) -> str:
+    if table.delta:
+        return delta_ddl(table, root, dialect)
     types = _TYPES[dialect]
     cols = [(f.name, types[f.type]) for f in table.schema.fields]
     where = _quote(_location(root, table.prefix, dialect))
@@ -105,5 +140,6 @@ def ddl(dialect: str, root: str) -> str:
         raise ValueError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
     header = f"-- newsflow tables for {dialect}; store root {root}\n"
     if dialect == "trino":
+        header += "CREATE SCHEMA IF NOT EXISTS delta.newsflow;\n"
         header += "CREATE SCHEMA IF NOT EXISTS hive.newsflow;\n"
     return header + "\n".join(table_ddl(t, root, dialect) for t in TABLES)

@@ -134,6 +134,7 @@ class Lake:
         """Finish what killed processes left: key markers up to the table's head, and the
         publication of committed runs whose staging is still there. Returns those runs."""
         table = self.articles()
+        ensure_table(self.store, REJECTS)  # readers' definitions need both from the start
         self.keys.roll_forward(table.version())
         finished = []
         for run_key in self._staged_runs():

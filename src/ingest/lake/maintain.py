@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 from ingest.lake.commit import REPORTS, Lake
 from ingest.lake.parts import STAGING
@@ -62,16 +63,23 @@ def maintain(
             continue
         metrics = table.optimize.compact(target_size=TARGET_FILE_BYTES)
         result.compacted[kind] = int(metrics.get("numFilesRemoved", 0))
-        removed = table.vacuum(
-            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
-        )
-        result.vacuumed[kind] = len(removed)
+        options = {"retention_hours": retention_hours, "enforce_retention_duration": False}
+        # vacuum names every expired tombstone, deleted before or not: count real deletions
+        doomed = [p for p in table.vacuum(dry_run=True, **options) if _exists(store, kind, p)]
+        table.vacuum(dry_run=False, **options)
+        result.vacuumed[kind] = len(doomed)
         table.create_checkpoint()
         table.cleanup_metadata()
     result.staging_dropped = _drop_abandoned_staging(store, lake, now, staging_days)
     result.reports_expired = _expire_reports(store, now, report_days)
     log.info("maintenance: %s", result.summary())
     return result
+
+
+def _exists(store: Store, kind: str, path: str) -> bool:
+    if "://" in path:  # some versions name full URIs
+        path = path.split(f"/{kind}/", 1)[-1]
+    return store.exists(f"{kind}/{unquote(path)}")
 
 
 def _drop_abandoned_staging(store: Store, lake: Lake, now: datetime, days: float) -> list[str]:
