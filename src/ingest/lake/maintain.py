@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
@@ -87,7 +88,7 @@ def _drop_abandoned_staging(store: Store, lake: Lake, now: datetime, days: float
     state = json.loads(store.get_bytes(STATE) or b"{}")
     first_seen: dict[str, str] = state.get("staging_first_seen", {})
     holder = RunLease(store, "", "").current()
-    live_holder = holder.holder if holder and holder.live(now.timestamp()) else None
+    live_holder = holder.holder if holder and holder.live(time.time()) else None
     staged = lake._staged_runs()
     dropped = []
     for run_key in staged:

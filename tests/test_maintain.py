@@ -1,0 +1,74 @@
+"""`ingest maintain`: staging and report retention, idempotence, and a kill -9 mid-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_lake import stage
+
+from ingest.lake import Lake, read_committed
+from ingest.lake.maintain import maintain
+from ingest.lease import RunLease
+from ingest.store import Store, open_store
+
+pytestmark = pytest.mark.integration
+
+SRC = str(Path(__file__).parents[1] / "src")
+
+
+def test_abandoned_staging_goes_after_two_passes_running_runs_stay(store: Store) -> None:
+    Lake(store).commit(stage(store, "done", [1]))
+    stage(store, "abandoned", [2])
+    stage(store, "running", [3])
+    lease = RunLease(store, "running", "running", ttl=600)
+    lease.acquire()
+    lease.stop_heartbeat()
+    now = datetime.now(UTC)
+    first = maintain(store, now=now)
+    assert first.staging_dropped == []  # first seen now
+    second = maintain(store, now=now + timedelta(days=3))
+    assert second.staging_dropped == ["abandoned"]
+    staged = {k.split("/")[1] for k in store.list("_staging/")}
+    assert staged == {"running"}  # it holds the lease: never touched
+    assert read_committed(store).num_rows == 1
+
+
+def test_reports_expire_by_day_and_commits_keep_their_own(store: Store) -> None:
+    from ingest.pipeline import previous_report
+
+    Lake(store).commit(stage(store, "old", [1]))  # report dated 2025-12-18 by the helper
+    assert len(list(store.list("_reports/"))) == 1
+    result = maintain(store, report_days=30, now=datetime(2026, 3, 1, tzinfo=UTC))
+    assert result.reports_expired == 1 and not list(store.list("_reports/"))
+    assert previous_report(store, "old").articles_written == 1
+
+
+@pytest.mark.timeout(300)
+def test_kill_minus_nine_during_maintenance_loses_nothing(s3_bucket, tmp_path: Path) -> None:
+    endpoint, bucket = s3_bucket
+    store = open_store(f"s3://{bucket}/lake")
+    for i in range(12):  # many small commits: compaction has work to do
+        Lake(store).commit(stage(store, f"r{i}", [i * 2, i * 2 + 1]))
+    expected = sorted(read_committed(store)["article_id"].to_pylist())
+    env = {**os.environ, **endpoint.env(), "PYTHONPATH": SRC}
+    cmd = [sys.executable, "-m", "ingest.cli", "maintain", "--store", store.uri]
+    for delay in (0.3, 0.8, 1.5):
+        proc = subprocess.Popen([*cmd, "--retention-hours", "1"], env=env, start_new_session=True)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert sorted(read_committed(store)["article_id"].to_pylist()) == expected
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(read_committed(store)["article_id"].to_pylist()) == expected
+    # and ingest goes on as before: a new commit, nothing doubled
+    Lake(store).commit(stage(store, "after", [0, 99]))
+    final = read_committed(store)["article_id"].to_pylist()
+    assert len(final) == len(set(final)) == len(expected) + 1
