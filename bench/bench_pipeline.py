@@ -719,7 +719,7 @@ def profile_pipeline(
         (lake.PartWriter, "flush", "PartWriter.flush (Parquet)"),
         (lake.Lake, "commit", "Lake.commit"),
         (lake.Lake, "recover", "Lake.recover"),
-        (lake.Lake, "committed_ids", "Lake.committed_ids"),
+        (lake.KeyIndex, "committed", "KeyIndex.committed (key lookups)"),
         (pipeline.Run, "_ingest", "Run._ingest (poll..parts)"),
         (pipeline.Run, "_process", "Run._process (one page)"),
     ):

@@ -68,7 +68,7 @@ def test_dag_integrity(airflow_home: dict[str, str]) -> None:
         airflow_home,
     )
     assert got["errors"] == {}
-    assert set(got["dags"]) == {"news_ingest", "news_daily_index"}
+    assert set(got["dags"]) == {"news_ingest", "news_daily_index", "news_maintenance"}
     assert got["seconds"] < 30
     for dag_id, dag in got["dags"].items():
         assert "newsflow" in dag["tags"] and dag["doc"], dag_id
@@ -125,8 +125,10 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
                 events = [(e.asset.name, e.extra) for e in session.query(AssetEvent).all()]
             dates = events[0][1]["dates"] if events else []
             index_run = bag.get_dag("news_daily_index").test(run_conf={"dates": dates})
+            upkeep = bag.get_dag("news_maintenance").test(run_conf={"retention_hours": 1})
             print(json.dumps({"state": str(run.state), "states": states, "events": events,
-                              "index_state": str(index_run.state)}))
+                              "index_state": str(index_run.state),
+                              "maintenance_state": str(upkeep.state)}))
             """,
             env,
             timeout=600,
@@ -137,6 +139,7 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
     assert article_events == [{"dates": ["2025-12-18"], "run_id": article_events[0]["run_id"],
                                "articles": 6}]  # fmt: skip
     assert got["index_state"].endswith("success")
+    assert got["maintenance_state"].endswith("success")
     store = open_store(f"s3://{bucket}/lake")
     ids = read_committed(store)["article_id"].to_pylist()
     assert len(ids) == len(set(ids)) == 6

@@ -1,0 +1,66 @@
+"""
+### news_maintenance
+
+Keeps the `articles` and `rejects` Delta tables cheap to read: compacts the small files
+that every ingest run adds, vacuums files that no table version of the retention window
+(`retention_hours`, a week by default) still uses, checkpoints the logs, drops staging of
+runs that never committed and expires old run-report files. Runs daily at 03:15 UTC.
+
+**When it fails.** Every step is a table transaction or deletes only what no reader needs,
+so a failed or killed run changes nothing a reader counts: clear the task to run it again.
+It is safe while `news_ingest` runs. A failure here is the store's (reachability,
+permissions): check the `newsflow_s3` connection.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import newsflow_airflow as nf
+from airflow.sdk import Param, dag, task
+
+DEFAULT_ARGS = nf.default_args(timeout=timedelta(hours=2))
+
+
+@dag(
+    dag_id="news_maintenance",
+    schedule=os.environ.get("NEWSFLOW_MAINTENANCE_SCHEDULE", "15 3 * * *"),
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["newsflow", "maintenance"],
+    doc_md=__doc__,
+    params={
+        "retention_hours": Param(
+            168, type="integer", minimum=1, description="Vacuum keeps files younger than this."
+        ),
+        "staging_days": Param(
+            2, type="number", minimum=0, description="Drop staging of uncommitted runs after."
+        ),
+        "report_days": Param(90, type="number", minimum=0, description="Keep run reports."),
+    },
+)
+def news_maintenance() -> None:
+    @task(doc_md="Compaction, vacuum, checkpoints and clean-up; prints what it did.")
+    def maintain(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        from ingest.lake.maintain import maintain as run_maintenance
+
+        params = params or {}
+        result = run_maintenance(
+            nf.store(),
+            retention_hours=int(params.get("retention_hours", 168)),
+            staging_days=float(params.get("staging_days", 2)),
+            report_days=float(params.get("report_days", 90)),
+        )
+        print(result.summary())
+        return asdict(result)
+
+    maintain()
+
+
+news_maintenance()
