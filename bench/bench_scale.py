@@ -1,0 +1,291 @@
+"""Scale benchmark: what a run costs must not grow with what the store already holds.
+
+Builds a store holding N committed articles in M commits through the engine's own commit
+path (synthetic rows, no fetching or extraction), then times two real runs of F feeds
+served on loopback - a first run with one new article per feed, then a no-change run in
+which every feed answers 304 - on that store and on an empty one, on S3 (SeaweedFS).
+Prints each run's peak RSS (the run's largest process), wall time and object-store
+requests, counted by a loopback proxy in front of SeaweedFS that every client (boto3 and
+delta-rs) goes through.
+
+    .venv/bin/python bench/bench_scale.py --articles 1000000 --commits 17520 --feeds 2000
+
+Numbers and how to read them: bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fixture_server import FixtureServer, Route, article_html, paragraphs, rss  # noqa: E402
+
+from ingest import ids, schema  # noqa: E402
+from ingest.embedded_s3 import EmbeddedS3  # noqa: E402
+from ingest.lake import CommitRequest, Lake, PartWriter  # noqa: E402
+from ingest.report import RunReport  # noqa: E402
+from ingest.store import open_store  # noqa: E402
+
+# ------------------------------------------------------------------ counting proxy
+
+
+class CountingProxy:
+    """Forwards HTTP requests to the S3 server unchanged (the Host header included, so
+    signatures stay valid) and counts them by method."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urlsplit(upstream)
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self) -> Any:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                kind = self.command
+                if kind == "GET" and ("list-type=" in self.path or self.path.endswith("/")):
+                    kind = "LIST"
+                with proxy._lock:
+                    proxy.counts[kind] += 1
+                conn = http.client.HTTPConnection(
+                    proxy.upstream.hostname, proxy.upstream.port, timeout=300
+                )
+                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for key, value in self.headers.items():
+                    if key.lower() not in ("transfer-encoding", "connection"):
+                        conn.putheader(key, value)
+                conn.endheaders(body or None)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response_only(resp.status, resp.reason)
+                for key, value in resp.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.counts)
+
+
+# ------------------------------------------------------------------ building history
+
+
+def synthetic_row(commit: int, n: int, when: datetime) -> dict[str, Any]:
+    url = f"https://history{commit % 97}.example/{commit}/{n}"
+    return {
+        "article_id": ids.article_id(url), "url": url, "final_url": url, "canonical_url": url,
+        "source": f"feed-{commit % 500}", "feed_url": "https://history.example/feed",
+        "title": f"Story {commit}-{n}", "authors": [], "published_at": when,
+        "published_at_source": "feed", "updated_at": None, "fetched_at": when,
+        "language": "en", "site_name": None, "summary": None,
+        "text": f"Body of story {commit}-{n}. " * 40, "word_count": 200, "categories": [],
+        "tags": [], "image_url": None, "content_sha256": "0" * 64,
+        "simhash": random.getrandbits(63), "http_status": 200, "run_id": f"hist-{commit}",
+        "schema_version": 1,
+    }  # fmt: skip
+
+
+def build_history(store: Any, articles: int, commits: int) -> float:
+    """M commits of N/M synthetic articles each, one per 30 minutes of a past year."""
+    t0 = time.monotonic()
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    per_commit, extra = divmod(articles, commits)
+    lake = Lake(store)
+    for c in range(commits):
+        when = start + timedelta(minutes=30 * c)
+        run_id = f"hist-{c}"
+        writer = PartWriter(
+            store, schema.article(), "articles", run_id, when.date().isoformat(), 10_000
+        )
+        count = per_commit + (1 if c < extra else 0)
+        rows = [synthetic_row(c, n, when) for n in range(count)]
+        for row in rows:
+            writer.add(row)
+        report = RunReport(run_id, store.uri, when.isoformat()).to_dict()
+        lake.commit(
+            CommitRequest(
+                run_id=run_id,
+                run_key=run_id,
+                parts=writer.close(),
+                article_ids=[r["article_id"] for r in rows],
+                feed_states={},
+                report=report,
+            )
+        )
+        if c % max(1, commits // 20) == 0:
+            rate = (c + 1) / (time.monotonic() - t0)
+            print(f"  history: {c + 1}/{commits} commits ({rate:.1f}/s)", flush=True)
+    return time.monotonic() - t0
+
+
+# ------------------------------------------------------------------ the measured runs
+
+
+def add_site(srv: FixtureServer, feeds: int, feeds_file: Path) -> None:
+    lines = ["feeds:"]
+    for f in range(feeds):
+        html = article_html(f"Scale story {f}", paragraphs(10_000 + f, count=4)).encode()
+        srv.add(f"/p/{f}", Route(html))
+        items = [{"title": f"s{f}", "link": srv.url(f"/p/{f}")}]
+        srv.add(f"/f/{f}.xml", Route(rss(items), content_type="text/xml", conditional=True))
+        lines.append(f"  - name: feed-{f}\n    url: {srv.url(f'/f/{f}.xml')}")
+    feeds_file.write_text("\n".join(lines) + "\n")
+
+
+class PeakRSS:
+    """Samples a process and its descendants: the largest single process and the tree."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.process_mb = 0.0
+        self.tree_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.02):
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                sizes = []
+                for proc in procs:
+                    with suppress(psutil.Error):
+                        sizes.append(proc.memory_info().rss / 2**20)
+            except psutil.Error:
+                return
+            if sizes:
+                self.process_mb = max(self.process_mb, max(sizes))
+                self.tree_mb = max(self.tree_mb, sum(sizes))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measured_run(
+    store_uri: str, feeds_file: Path, env: dict[str, str], proxy: CountingProxy
+) -> dict[str, Any]:
+    cmd = [
+        sys.executable, "-m", "ingest.cli", "run", "--feeds", str(feeds_file),
+        "--store", store_uri, "--allow-network", "127.0.0.0/8", "--no-progress",
+    ]  # fmt: skip
+    before = proxy.snapshot()
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rss = PeakRSS(proc.pid)
+    out, err = proc.communicate()
+    seconds = time.monotonic() - t0
+    rss.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"run failed: {err.decode()[-2000:]}")
+    written = next(
+        (line.split()[1] for line in out.decode().splitlines() if line.strip().startswith(
+            "articles")), "?"
+    )  # fmt: skip
+    return {
+        "seconds": seconds,
+        "requests": proxy.snapshot() - before,
+        "written": written,
+        "process_mb": rss.process_mb,
+        "tree_mb": rss.tree_mb,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--articles", type=int, default=100_000)
+    parser.add_argument("--commits", type=int, default=1_000)
+    parser.add_argument("--feeds", type=int, default=2_000)
+    args = parser.parse_args()
+    print(f"history: {args.articles:,} articles in {args.commits:,} commits; "
+          f"runs of {args.feeds:,} feeds; S3 on SeaweedFS behind a counting proxy")  # fmt: skip
+    with EmbeddedS3() as s3:
+        s3.client().create_bucket(Bucket="bench")
+        proxy = CountingProxy(s3.endpoint_url)
+        with proxy.running() as endpoint, FixtureServer().running() as srv:
+            env = {**os.environ, **s3.env(), "AWS_ENDPOINT_URL": endpoint}
+            env["PYTHONPATH"] = str(ROOT / "src")
+            os.environ.update(env)
+            big = open_store("s3://bench/big")
+            seconds = build_history(big, args.articles, args.commits)
+            print(f"history built in {seconds:.0f} s", flush=True)
+            feeds_file = Path(tempfile.mkdtemp(prefix="bench-scale-")) / "feeds.yaml"
+            add_site(srv, args.feeds, feeds_file)
+            results = {}
+            for label, uri in (("empty store", "s3://bench/empty"), ("history", "s3://bench/big")):
+                first = measured_run(uri, feeds_file, env, proxy)
+                again = measured_run(uri, feeds_file, env, proxy)
+                results[label] = (first, again)
+    print()
+    print(
+        f"{'store':<13}{'run':<11}{'written':>8}{'seconds':>9}{'RSS MB':>8}{'tree MB':>9}"
+        "  object-store requests"
+    )
+    for label, (first, again) in results.items():
+        for name, r in (("first", first), ("no-change", again)):
+            reqs = ", ".join(f"{k} {v}" for k, v in sorted(r["requests"].items()))
+            print(
+                f"{label:<13}{name:<11}{r['written']:>8}{r['seconds']:>9.1f}"
+                f"{r['process_mb']:>8.0f}{r['tree_mb']:>9.0f}  "
+                f"{sum(r['requests'].values())} ({reqs})"
+            )
+    e1, e2 = results["empty store"]
+    h1, h2 = results["history"]
+    for name, e, h in (("first run", e1, h1), ("no-change run", e2, h2)):
+        print(
+            f"history/empty, {name}: {h['seconds'] / e['seconds']:.2f}x time, "
+            f"{h['process_mb'] / e['process_mb']:.2f}x peak RSS, "
+            f"{sum(h['requests'].values()) / max(1, sum(e['requests'].values())):.2f}x requests"
+        )
+
+
+if __name__ == "__main__":
+    main()
