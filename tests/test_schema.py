@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest import schema
@@ -65,14 +68,17 @@ def test_written_parquet_matches_schema_files(tmp_path: Path) -> None:
         )
         run(store, [Feed("f", srv.url("/f.xml"))], settings)
     for kind, expected in (("articles", schema.article()), ("rejects", schema.reject())):
-        (key,) = list(store.list(f"{kind}/"))
-        table = pq.read_table(io.BytesIO(store.get_bytes(key)))
-        assert table.schema.equals(expected.arrow, check_metadata=False), kind
-        assert table.schema.metadata[b"newsflow.schema"] == f"{kind[:-1]}.v1".encode()
-        assert table["schema_version"].to_pylist() == [expected.version]
-    articles = pq.read_table(io.BytesIO(store.get_bytes(next(store.list("articles/")))))
-    published = articles["published_at"][0].as_py()
-    assert published.utcoffset().total_seconds() == 0 and published.hour == 9
+        table = DeltaTable(store.table_uri(kind))
+        assert f"schema {expected.name} v{expected.version}" in table.metadata().description
+        # the table: the schema file's columns, then the partition column
+        assert pa.schema(table.schema()).names == [*expected.names, "ingest_date"]
+        (path,) = pa.table(table.get_add_actions())["path"].to_pylist()
+        data = pq.read_table(io.BytesIO(store.get_bytes(f"{kind}/{unquote(path)}")))
+        assert data.schema.equals(expected.arrow, check_metadata=False), kind
+        assert data["schema_version"].to_pylist() == [expected.version]
+        if kind == "articles":
+            published = data["published_at"][0].as_py()
+            assert published.utcoffset().total_seconds() == 0 and published.hour == 9
 
 
 SNAPSHOTS = Path(__file__).parent / "schema_snapshots"
