@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 
@@ -204,7 +204,8 @@ class S3Store:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
         self._credentials = credentials
-        self._client = client or _default_s3_client(credentials)
+        self._session = _session(credentials)
+        self._client = client or _default_s3_client(credentials, self._session)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -292,20 +293,19 @@ class S3Store:
 
     def storage_options(self) -> dict[str, str]:
         """The same endpoint and credentials as boto3, spelled for delta-rs."""
-        creds = self._credentials or S3Credentials()
-        session = self._client._request_signer._credentials  # type: ignore[attr-defined]
-        endpoint = creds.endpoint_url or self._client.meta.endpoint_url  # type: ignore[attr-defined]
+        meta = self._client.meta  # type: ignore[attr-defined]
         options = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_REGION": creds.region or self._client.meta.region_name or "us-east-1",  # type: ignore[attr-defined]
+            "AWS_ENDPOINT_URL": meta.endpoint_url,
+            "AWS_REGION": meta.region_name or "us-east-1",
         }
-        if session is not None:
-            frozen = session.get_frozen_credentials()
+        resolved = self._session.get_credentials()  # the same chain boto3 uses
+        if resolved is not None:
+            frozen = resolved.get_frozen_credentials()
             options["AWS_ACCESS_KEY_ID"] = frozen.access_key
             options["AWS_SECRET_ACCESS_KEY"] = frozen.secret_key
             if frozen.token:
                 options["AWS_SESSION_TOKEN"] = frozen.token
-        if endpoint.startswith("http://"):
+        if meta.endpoint_url.startswith("http://"):
             options["AWS_ALLOW_HTTP"] = "true"
         return options
 
@@ -323,8 +323,18 @@ class S3Credentials:
         return f"S3Credentials(endpoint_url={self.endpoint_url!r}, region={self.region!r})"
 
 
-def _default_s3_client(credentials: S3Credentials | None = None) -> object:
+def _session(credentials: S3Credentials | None) -> Any:
     import boto3
+
+    creds = credentials or S3Credentials()
+    return boto3.session.Session(
+        aws_access_key_id=creds.access_key,
+        aws_secret_access_key=creds.secret_key,
+        region_name=creds.region,
+    )
+
+
+def _default_s3_client(credentials: S3Credentials | None = None, session: Any = None) -> object:
     from botocore.config import Config
 
     creds = credentials or S3Credentials()
@@ -334,11 +344,7 @@ def _default_s3_client(credentials: S3Credentials | None = None) -> object:
         retries={"max_attempts": 5, "mode": "standard"},
         s3={"addressing_style": "path"},
     )
-    session = boto3.session.Session(
-        aws_access_key_id=creds.access_key,
-        aws_secret_access_key=creds.secret_key,
-        region_name=creds.region,
-    )
+    session = session or _session(credentials)
     return session.client("s3", config=config, endpoint_url=creds.endpoint_url)
 
 

@@ -99,11 +99,18 @@ class Lake:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.keys = KeyIndex(store)
+        self._articles: DeltaTable | None = None
 
     # ------------------------------------------------------------------ reading
 
     def articles(self) -> DeltaTable:
-        return ensure_table(self.store, ARTICLES)
+        """The articles table at its newest version (loaded once, then brought up to date:
+        the log since the last read, not the whole history)."""
+        if self._articles is None:
+            self._articles = ensure_table(self.store, ARTICLES)
+        else:
+            self._articles.update_incremental()
+        return self._articles
 
     def committed_run(self, run_key: str, table: DeltaTable | None = None) -> int | None:
         """The articles version that committed this run, or None."""
