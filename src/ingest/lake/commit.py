@@ -266,6 +266,7 @@ class Lake:
             reader,
             mode="append",
             partition_by=[PARTITION],
+            schema_mode="merge",  # a compatible new nullable column joins the table schema
             writer_properties=writer_properties(),
             commit_properties=CommitProperties(
                 custom_metadata=metadata,

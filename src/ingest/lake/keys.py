@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,6 +34,20 @@ KEYS = "_keys/"
 WATERMARK = "_state/keys.json"
 REQUEST_THREADS = 16
 KEY_COLUMNS = ["article_id", "url", "final_url", "canonical_url"]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _requests() -> ThreadPoolExecutor:
+    """One pool for every key lookup and marker write of the process (threads are made on
+    first use, so a process that forks workers early has none yet)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="keys")
+        return _pool
 
 
 def marker_key(key: str) -> str:
@@ -62,9 +77,8 @@ class KeyIndex:
             return set()
         if len(wanted) == 1:
             return set(wanted) if self.store.exists(marker_key(wanted[0])) else set()
-        with ThreadPoolExecutor(min(REQUEST_THREADS, len(wanted)), "keys") as pool:
-            found = pool.map(lambda k: self.store.exists(marker_key(k)), wanted)
-            return {k for k, hit in zip(wanted, found, strict=True) if hit}
+        found = _requests().map(lambda k: self.store.exists(marker_key(k)), wanted)
+        return {k for k, hit in zip(wanted, found, strict=True) if hit}
 
     def mark(self, keys: dict[str, str]) -> None:
         """Write the markers (create-if-absent: an existing one is left as it is)."""
@@ -75,8 +89,7 @@ class KeyIndex:
         def put(item: tuple[str, str]) -> None:
             self.store.put_bytes(marker_key(item[0]), item[1].encode(), if_absent=True)
 
-        with ThreadPoolExecutor(min(REQUEST_THREADS, len(items)), "keys") as pool:
-            list(pool.map(put, items))
+        list(_requests().map(put, items))
 
     # ------------------------------------------------------------------ the watermark
 
