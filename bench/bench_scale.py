@@ -40,6 +40,7 @@ from fixture_server import FixtureServer, Route, article_html, paragraphs, rss  
 from ingest import ids, schema  # noqa: E402
 from ingest.embedded_s3 import EmbeddedS3  # noqa: E402
 from ingest.lake import CommitRequest, Lake, PartWriter  # noqa: E402
+from ingest.lake.maintain import maintain  # noqa: E402
 from ingest.report import RunReport  # noqa: E402
 from ingest.store import open_store  # noqa: E402
 
@@ -244,6 +245,11 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=100_000)
     parser.add_argument("--commits", type=int, default=1_000)
     parser.add_argument("--feeds", type=int, default=2_000)
+    parser.add_argument(
+        "--no-maintenance",
+        action="store_true",
+        help="measure on the history as committed, without the daily compaction first",
+    )
     args = parser.parse_args()
     print(f"history: {args.articles:,} articles in {args.commits:,} commits; "
           f"runs of {args.feeds:,} feeds; S3 on SeaweedFS behind a counting proxy")  # fmt: skip
@@ -254,8 +260,12 @@ def main() -> None:
             os.environ.update(s3.env())  # the history is built straight, not counted
             big = open_store("s3://bench/big")
             seconds = build_history(big, args.articles, args.commits)
-            env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "PYTHONPATH": str(ROOT / "src")}
             print(f"history built in {seconds:.0f} s", flush=True)
+            if not args.no_maintenance:  # what news_maintenance does every day
+                t0 = time.monotonic()
+                done = maintain(big)
+                print(f"maintenance in {time.monotonic() - t0:.0f} s: {done.summary()}")
+            env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "PYTHONPATH": str(ROOT / "src")}
             feeds_file = Path(tempfile.mkdtemp(prefix="bench-scale-")) / "feeds.yaml"
             add_site(srv, args.feeds, feeds_file)
             results = {}
