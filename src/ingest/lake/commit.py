@@ -144,7 +144,7 @@ class Lake:
         ensure_table(self.store, REJECTS)  # readers' definitions need both from the start
         self.keys.roll_forward(table.version())
         finished = []
-        for run_key in self._staged_runs():
+        for run_key in self.staged_runs():
             version = self.committed_run(run_key, table)
             if version is None:
                 continue  # still staging, or abandoned (`ingest maintain` clears it)
@@ -156,7 +156,7 @@ class Lake:
             finished.append(run_key)
         return finished
 
-    def _staged_runs(self) -> list[str]:
+    def staged_runs(self) -> list[str]:
         """Runs with staging: bounded by runs in flight or unpublished, not by history."""
         return sorted({k[len(STAGING) :].split("/", 1)[0] for k in self.store.list(STAGING)})
 
@@ -189,7 +189,7 @@ class Lake:
                 "newsflow.report": json.dumps(request.report, sort_keys=True),
             }
             try:
-                self._append(
+                self.append(
                     table,
                     ARTICLES,
                     self._batches(request, accepted),
@@ -236,7 +236,7 @@ class Lake:
                     emitted.add(aid)
                     keep.append(i)
             if keep:
-                yield from _with_partition(rows.take(keep), part.ingest_date, target).to_batches()
+                yield from with_partition(rows.take(keep), part.ingest_date, target).to_batches()
 
     def _keys_of(self, request: CommitRequest, accepted: set[str]) -> dict[str, str]:
         keys: dict[str, str] = {}
@@ -249,7 +249,7 @@ class Lake:
                 keys.update({k: a for k, a in found.items() if a in accepted})
         return keys
 
-    def _append(
+    def append(
         self,
         table: DeltaTable,
         kind: str,
@@ -258,7 +258,8 @@ class Lake:
         version: int,
         metadata: dict[str, str],
     ) -> None:
-        """One transaction at exactly `version` (CommitFailedError if it is taken)."""
+        """One transaction at exactly `version`, recorded as `run_key`'s app transaction
+        (CommitFailedError if another commit took that version)."""
         schema = table_schema(kind)
         reader = pa.RecordBatchReader.from_batches(schema, batches)
         write_deltalake(
@@ -304,15 +305,13 @@ class Lake:
             batches = (
                 batch
                 for part in parts
-                for batch in _with_partition(
+                for batch in with_partition(
                     read_part(self.store, part), part.ingest_date, target
                 ).to_batches()
             )
             metadata = {"newsflow.run_id": request.run_id, "newsflow.run_key": request.run_key}
             try:
-                self._append(
-                    table, REJECTS, batches, request.run_key, table.version() + 1, metadata
-                )
+                self.append(table, REJECTS, batches, request.run_key, table.version() + 1, metadata)
                 return
             except CommitFailedError:
                 continue
@@ -337,7 +336,7 @@ def _finish_report(request: CommitRequest, accepted: set[str], dropped: int, ver
     )
 
 
-def _with_partition(rows: pa.Table, ingest_date: str, target: pa.Schema) -> pa.Table:
+def with_partition(rows: pa.Table, ingest_date: str, target: pa.Schema) -> pa.Table:
     day = pa.array([date.fromisoformat(ingest_date)] * rows.num_rows, pa.date32())
     return rows.append_column(PARTITION, day).cast(target)
 

@@ -89,7 +89,7 @@ def _drop_abandoned_staging(store: Store, lake: Lake, now: datetime, days: float
     first_seen: dict[str, str] = state.get("staging_first_seen", {})
     holder = RunLease(store, "", "").current()
     live_holder = holder.holder if holder and holder.live(time.time()) else None
-    staged = lake._staged_runs()
+    staged = lake.staged_runs()
     dropped = []
     for run_key in staged:
         seen = datetime.fromisoformat(first_seen.setdefault(run_key, now.isoformat()))

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.lake.commit import Lake, _with_partition
+from ingest.lake.commit import Lake, with_partition
 from ingest.lake.tables import (
     ARTICLES,
     LEGACY_FIRST_MANIFEST,
@@ -88,7 +88,7 @@ def _rows(store: Store, manifests: list[dict[str, Any]], kind: str) -> Iterator[
                 table = table.take(keep)
             day = part["final"].split("ingest_date=", 1)[1].split("/", 1)[0]
             date.fromisoformat(day)
-            yield from _with_partition(table, day, target).to_batches()
+            yield from with_partition(table, day, target).to_batches()
 
 
 def _feed_states(store: Store, manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -123,7 +123,7 @@ def migrate(store: Store) -> MigrationResult:
             reader = pa.RecordBatchReader.from_batches(
                 table_schema(kind), _rows(store, manifests, kind)
             )
-            Lake(store)._append(
+            Lake(store).append(
                 table,
                 kind,
                 reader,
