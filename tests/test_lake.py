@@ -203,3 +203,20 @@ def test_a_store_of_the_earlier_layout_is_refused_until_migrated(tmp_path) -> No
     assert is_legacy(store)
     with pytest.raises(StoreError, match="ingest migrate --store"):
         Lake(store).recover()
+
+
+def test_markers_can_be_rebuilt_from_the_table_when_the_log_is_gone(store: Store) -> None:
+    from ingest.lake.maintain import maintain
+
+    for i in range(3):
+        Lake(store).commit(stage(store, f"r{i}", [i]))
+    for key in list(store.list("_keys/")):
+        store.delete(key)
+    store.delete(WATERMARK)
+    delta(store).create_checkpoint()  # as maintenance does; older log entries then expire
+    store.delete("articles/_delta_log/00000000000000000001.json")
+    with pytest.raises(RuntimeError, match="--rebuild-keys"):
+        Lake(store).recover()
+    maintain(store, rebuild_keys=True)
+    wanted = [row(i, "x")["article_id"] for i in range(3)]
+    assert KeyIndex(store).committed(wanted) == set(wanted)

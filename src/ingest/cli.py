@@ -167,6 +167,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
         retention_hours=args.retention_hours,
         staging_days=args.staging_days,
         report_days=args.report_days,
+        rebuild_keys=args.rebuild_keys,
     )
     print(result.summary())
     return 0
@@ -304,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         default=90.0,
         help="keep run report files this many days (90); commits keep their own copy",
+    )
+    p_maintain.add_argument(
+        "--rebuild-keys",
+        action="store_true",
+        help="rewrite the committed-key markers from every row of the table (when the log "
+        "no longer reaches back to them; reads the whole table)",
     )
     p_maintain.set_defaults(func=cmd_maintain)
 

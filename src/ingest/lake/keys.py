@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from ingest import ids
 from ingest.lake.tables import ARTICLES, commit_entry, commit_info
@@ -127,6 +128,16 @@ class KeyIndex:
         if head >= start:
             self.advance(head)
         return runs
+
+    def rebuild(self, table: DeltaTable) -> int:
+        """Markers for every row the table holds now, read file by file (maintenance only:
+        this reads the whole table). For when the log no longer reaches the watermark."""
+        version = table.version()
+        paths = pa.table(table.get_add_actions())["path"].to_pylist()
+        for path in paths:
+            self.mark(keys_of_rows(self._read_added(path)))
+        self.advance(version)
+        return len(paths)
 
     def _read_added(self, path: str) -> pa.Table:
         from urllib.parse import unquote

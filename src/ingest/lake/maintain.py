@@ -52,11 +52,15 @@ def maintain(
     retention_hours: int = 168,
     staging_days: float = 2.0,
     report_days: float = 90.0,
+    rebuild_keys: bool = False,
     now: datetime | None = None,
 ) -> MaintenanceResult:
     now = now or datetime.now(UTC)
     result = MaintenanceResult()
     lake = Lake(store)
+    if rebuild_keys:  # before recover: its roll-forward is what needs the markers whole
+        files = lake.keys.rebuild(lake.articles())
+        log.info("key markers rebuilt from %d data files", files)
     lake.recover()
     for kind in (ARTICLES, REJECTS):
         table = open_table(store, kind)
