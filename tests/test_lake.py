@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 from ingest import ids, schema
 from ingest.lake import CommitRequest, KeyIndex, Lake, PartWriter, read_committed
 from ingest.lake.keys import WATERMARK, marker_key
-from ingest.lake.tables import is_legacy
+from ingest.lake.tables import commit_entry, is_legacy
 from ingest.report import RunReport
 from ingest.state import load_feed_states
 from ingest.store import Store, StoreError
@@ -73,6 +73,9 @@ def test_staged_rows_are_invisible_until_commit(store: Store) -> None:
     table = delta(store)
     assert table.transaction_version("r1") == result.version == table.version()
     assert table.history(1)[0]["newsflow.run_id"] == "r1"
+    # dated, so the table's transaction retention (90 days) can expire it
+    (txn,) = [a["txn"] for a in commit_entry(store, "articles", result.version) if "txn" in a]
+    assert txn["appId"] == "r1" and txn["lastUpdated"] > 0
 
 
 def test_data_files_zstd_with_statistics_and_the_schema_files_columns(store: Store) -> None:

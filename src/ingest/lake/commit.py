@@ -272,7 +272,9 @@ class Lake:
             commit_properties=CommitProperties(
                 custom_metadata=metadata,
                 max_commit_retries=0,
-                app_transactions=[Transaction(run_key, version)],
+                # last_updated lets delta.setTransactionRetentionDuration expire it, so the
+                # run transactions a snapshot carries stay bounded
+                app_transactions=[Transaction(run_key, version, last_updated=_now_ms())],
             ),
         )
 
@@ -321,6 +323,10 @@ class Lake:
         """Staging of a published run is garbage: its own parts and any other attempt's."""
         for key in list(self.store.list(f"{STAGING}{run_key}/")):
             self.store.delete(key)
+
+
+def _now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
 
 
 def _finish_report(request: CommitRequest, accepted: set[str], dropped: int, version: int) -> None:
