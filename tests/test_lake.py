@@ -175,12 +175,16 @@ def test_a_kill_after_the_commit_point_is_finished_by_a_retry(store: Store, monk
     assert Lake(store).commit(stage(store, "r2", [1, 2, 3])).articles_committed == 0
 
 
-def test_markers_are_rebuilt_from_the_log_when_the_watermark_is_behind(store: Store) -> None:
+def commit_three_then_lose_the_markers(store: Store) -> None:
     for i in range(3):
         Lake(store).commit(stage(store, f"r{i}", [i]))
     for key in list(store.list("_keys/")):
         store.delete(key)
     store.delete(WATERMARK)
+
+
+def test_markers_are_rebuilt_from_the_log_when_the_watermark_is_behind(store: Store) -> None:
+    commit_three_then_lose_the_markers(store)
     assert not KeyIndex(store).committed([row(0, "x")["article_id"]])
     Lake(store).recover()
     wanted = [row(i, "x")["article_id"] for i in range(3)]
@@ -211,11 +215,7 @@ def test_a_store_of_the_earlier_layout_is_refused_until_migrated(tmp_path) -> No
 def test_markers_can_be_rebuilt_from_the_table_when_the_log_is_gone(store: Store) -> None:
     from ingest.lake.maintain import maintain
 
-    for i in range(3):
-        Lake(store).commit(stage(store, f"r{i}", [i]))
-    for key in list(store.list("_keys/")):
-        store.delete(key)
-    store.delete(WATERMARK)
+    commit_three_then_lose_the_markers(store)
     delta(store).create_checkpoint()  # as maintenance does; older log entries then expire
     store.delete("articles/_delta_log/00000000000000000001.json")
     with pytest.raises(RuntimeError, match="--rebuild-keys"):

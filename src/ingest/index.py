@@ -16,16 +16,15 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ingest import schema
 from ingest.lake import ARTICLES, Lake, open_table, write_parquet
+from ingest.lake.tables import read_data_file
 from ingest.store import Store
 from ingest.text import xml_safe
 
@@ -84,10 +83,7 @@ def stories_of_day(store: Store, day: date) -> pa.Table:
     table = open_table(store, ARTICLES)
     tables = []
     for path in _candidate_files(table, start, end) if table is not None else []:
-        raw = store.get_bytes(f"{ARTICLES}/{unquote(path)}")
-        if raw is None:
-            raise FileNotFoundError(f"data file of the articles table missing: {path}")
-        rows = pq.read_table(io.BytesIO(raw), columns=_COLUMNS)
+        rows = read_data_file(store, ARTICLES, path, _COLUMNS)
         when = pc.coalesce(rows["published_at"], rows["fetched_at"])
         mask = pc.and_(pc.greater_equal(when, pa.scalar(start)), pc.less(when, pa.scalar(end)))
         tables.append(rows.filter(mask))

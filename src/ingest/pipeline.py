@@ -8,7 +8,6 @@ the commit (see ingest.lake).
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import sys
@@ -16,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,8 +150,7 @@ class Run:
             request = self._ingest(self.lake.keys)
             self.report.seconds = round(time.monotonic() - t0, 3)
             request.report = self.report.to_dict()
-            body = json.dumps(asdict(request)).encode()
-            self.store.put_bytes(shard_key(self.run_key, self.shard), body)
+            self.store.put_bytes(shard_key(self.run_key, self.shard), request.to_json())
         finally:
             if not hold_lease:
                 self.lease.stop_heartbeat()  # other shards of this run may still hold it

@@ -151,7 +151,7 @@ class Lake:
             raw = self.store.get_bytes(request_key(run_key))
             if raw is not None:
                 log.warning("finishing the publication of run %s", run_key)
-                self._publish(CommitRequest.from_json(raw), version)
+                self._publish(CommitRequest.from_json(raw), self.result_of(version))
             self._drop_staging(run_key)
             finished.append(run_key)
         return finished
@@ -171,31 +171,22 @@ class Lake:
             head = table.version()
             done = self.committed_run(request.run_key, table)
             if done is not None:  # another attempt of this run got there first
-                self._publish(request, done)
-                return self.result_of(done)
+                result = self.result_of(done)
+                self._publish(request, result)
+                return result
             self.keys.roll_forward(head)
             accepted, dropped = self._new_rows(request)
             version = head + 1
             _finish_report(request, accepted, dropped, version)
-            metadata = {
-                "newsflow.run_id": request.run_id,
-                "newsflow.run_key": request.run_key,
-                "newsflow.articles": str(len(accepted)),
-                "newsflow.duplicates_dropped": str(dropped),
-                "newsflow.dates": json.dumps(_dates(request, accepted)),
-                "newsflow.index_dates": json.dumps(
-                    sorted(set(request.index_dates)) if accepted else []
-                ),
-                "newsflow.report": json.dumps(request.report, sort_keys=True),
-            }
+            new_keys: dict[str, str] = {}  # filled while the rows are read for the write
             try:
                 self.append(
                     table,
                     ARTICLES,
-                    self._batches(request, accepted),
+                    self._batches(request, accepted, new_keys),
                     request.run_key,
                     version,
-                    metadata,
+                    _metadata(request),
                 )
             except CommitFailedError:
                 log.info(
@@ -205,10 +196,10 @@ class Lake:
             break
         else:
             raise RuntimeError(f"could not commit run {request.run_id}: the table is too busy")
-        self.keys.mark(self._keys_of(request, accepted))
+        self.keys.mark(new_keys)
         self.keys.advance(version)
-        self._publish(request, version)
         result = self.result_of(version)
+        self._publish(request, result)
         result.already_committed = False
         return result
 
@@ -222,14 +213,18 @@ class Lake:
             log.info("%d articles were committed by an earlier run: not added again", dropped)
         return accepted, dropped
 
-    def _batches(self, request: CommitRequest, accepted: set[str]) -> Iterator[pa.RecordBatch]:
-        """The run's accepted article rows, one staged part at a time (bounded memory)."""
+    def _batches(
+        self, request: CommitRequest, accepted: set[str], keys: dict[str, str]
+    ) -> Iterator[pa.RecordBatch]:
+        """The run's accepted article rows, one staged part at a time (bounded memory).
+        Every key naming an accepted article goes into `keys` on the way (one read)."""
         emitted: set[str] = set()
         target = table_schema(ARTICLES)
         for part in request.parts:
             if part.kind != ARTICLES:
                 continue
             rows = read_part(self.store, part)
+            keys.update({k: a for k, a in keys_of_rows(rows).items() if a in accepted})
             keep = []
             for i, aid in enumerate(rows["article_id"].to_pylist()):
                 if aid in accepted and aid not in emitted:
@@ -237,17 +232,6 @@ class Lake:
                     keep.append(i)
             if keep:
                 yield from with_partition(rows.take(keep), part.ingest_date, target).to_batches()
-
-    def _keys_of(self, request: CommitRequest, accepted: set[str]) -> dict[str, str]:
-        keys: dict[str, str] = {}
-        for part in request.parts:
-            if part.kind == ARTICLES:
-                rows = read_part(
-                    self.store, part, ["article_id", "url", "final_url", "canonical_url"]
-                )
-                found = keys_of_rows(rows)
-                keys.update({k: a for k, a in found.items() if a in accepted})
-        return keys
 
     def append(
         self,
@@ -280,16 +264,16 @@ class Lake:
 
     # ------------------------------------------------------------------ publication
 
-    def _publish(self, request: CommitRequest, version: int) -> None:
-        """Idempotent: every step may run again after a crash with the same outcome."""
+    def _publish(self, request: CommitRequest, committed: CommitResult) -> None:
+        """Idempotent: every step may run again after a crash with the same outcome.
+        The report copy is the committed one, whichever attempt of the run won."""
         from ingest.state import write_feed_states
 
         self._commit_rejects(request)
         write_feed_states(self.store, request.feed_states)
-        report = self.result_of(version).report  # as committed, whichever attempt won
         self.store.put_bytes(
-            report_key(request.run_key, report),
-            json.dumps(report, indent=2, sort_keys=True).encode(),
+            report_key(request.run_key, committed.report),
+            json.dumps(committed.report, indent=2, sort_keys=True).encode(),
         )
         self._drop_staging(request.run_key)
 
@@ -340,6 +324,20 @@ def _finish_report(request: CommitRequest, accepted: set[str], dropped: int, ver
         already_committed=False,
         finished_at=datetime.now(UTC).isoformat(),
     )
+
+
+def _metadata(request: CommitRequest) -> dict[str, str]:
+    """The commit's own record of the run, from its finished report."""
+    report = request.report
+    return {
+        "newsflow.run_id": request.run_id,
+        "newsflow.run_key": request.run_key,
+        "newsflow.articles": str(report["articles_written"]),
+        "newsflow.duplicates_dropped": str(report["duplicates_dropped_at_commit"]),
+        "newsflow.dates": json.dumps(report["partitions"]),
+        "newsflow.index_dates": json.dumps(report["dates_touched"]),
+        "newsflow.report": json.dumps(report, sort_keys=True),
+    }
 
 
 def with_partition(rows: pa.Table, ingest_date: str, target: pa.Schema) -> pa.Table:

@@ -14,7 +14,6 @@ process killed between its commit and its markers) writes theirs first, from the
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import threading
@@ -22,11 +21,10 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from ingest import ids
-from ingest.lake.tables import ARTICLES, commit_entry, commit_info
+from ingest.lake.tables import ARTICLES, commit_entry, read_data_file
 from ingest.store import Store
 
 log = logging.getLogger(__name__)
@@ -105,11 +103,9 @@ class KeyIndex:
     def advance(self, version: int) -> None:
         self.store.put_bytes(WATERMARK, json.dumps({"version": version}).encode())
 
-    def roll_forward(self, head: int) -> list[str]:
-        """Markers for every data commit in (watermark, head]; returns the run keys of
-        those commits (their publication may be unfinished too)."""
+    def roll_forward(self, head: int) -> None:
+        """Markers for every data commit in (watermark, head]."""
         start = self.watermark() + 1
-        runs: list[str] = []
         for version in range(start, head + 1):
             actions = commit_entry(self.store, ARTICLES, version)
             if actions is None:
@@ -117,17 +113,15 @@ class KeyIndex:
                     f"articles commit {version} is gone from the log before its keys were "
                     "recorded; run `ingest maintain --rebuild-keys`"
                 )
-            info = commit_info(actions)
-            if info.get("newsflow.run_key"):
-                runs.append(info["newsflow.run_key"])
             adds = [a["add"] for a in actions if "add" in a and a["add"].get("dataChange", True)]
             if adds:
                 log.info("recording keys of articles commit %d", version)
             for add in adds:
-                self.mark(keys_of_rows(self._read_added(add["path"])))
+                self.mark(
+                    keys_of_rows(read_data_file(self.store, ARTICLES, add["path"], KEY_COLUMNS))
+                )
         if head >= start:
             self.advance(head)
-        return runs
 
     def rebuild(self, table: DeltaTable) -> int:
         """Markers for every row the table holds now, read file by file (maintenance only:
@@ -135,14 +129,6 @@ class KeyIndex:
         version = table.version()
         paths = pa.table(table.get_add_actions())["path"].to_pylist()
         for path in paths:
-            self.mark(keys_of_rows(self._read_added(path)))
+            self.mark(keys_of_rows(read_data_file(self.store, ARTICLES, path, KEY_COLUMNS)))
         self.advance(version)
         return len(paths)
-
-    def _read_added(self, path: str) -> pa.Table:
-        from urllib.parse import unquote
-
-        raw = self.store.get_bytes(f"{ARTICLES}/{unquote(path)}")
-        if raw is None:
-            raise FileNotFoundError(f"data file of the articles table missing: {path}")
-        return pq.read_table(io.BytesIO(raw), columns=KEY_COLUMNS)

@@ -14,11 +14,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import unquote
 
 from ingest.lake.commit import REPORTS, Lake
 from ingest.lake.parts import STAGING
-from ingest.lake.tables import ARTICLES, REJECTS, open_table
+from ingest.lake.tables import ARTICLES, REJECTS, data_key, open_table
 from ingest.lease import RunLease
 from ingest.store import Store
 
@@ -70,7 +69,9 @@ def maintain(
         result.compacted[kind] = int(metrics.get("numFilesRemoved", 0))
         options = {"retention_hours": retention_hours, "enforce_retention_duration": False}
         # vacuum names every expired tombstone, deleted before or not: count real deletions
-        doomed = [p for p in table.vacuum(dry_run=True, **options) if _exists(store, kind, p)]
+        doomed = [
+            p for p in table.vacuum(dry_run=True, **options) if store.exists(data_key(kind, p))
+        ]
         table.vacuum(dry_run=False, **options)
         result.vacuumed[kind] = len(doomed)
         table.create_checkpoint()
@@ -79,12 +80,6 @@ def maintain(
     result.reports_expired = _expire_reports(store, now, report_days)
     log.info("maintenance: %s", result.summary())
     return result
-
-
-def _exists(store: Store, kind: str, path: str) -> bool:
-    if "://" in path:  # some versions name full URIs
-        path = path.split(f"/{kind}/", 1)[-1]
-    return store.exists(f"{kind}/{unquote(path)}")
 
 
 def _drop_abandoned_staging(store: Store, lake: Lake, now: datetime, days: float) -> list[str]:

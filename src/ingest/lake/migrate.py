@@ -18,7 +18,6 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -87,7 +86,6 @@ def _rows(store: Store, manifests: list[dict[str, Any]], kind: str) -> Iterator[
                 seen.update(table["article_id"].to_pylist())
                 table = table.take(keep)
             day = part["final"].split("ingest_date=", 1)[1].split("/", 1)[0]
-            date.fromisoformat(day)
             yield from with_partition(table, day, target).to_batches()
 
 

@@ -9,10 +9,13 @@ stay the contract: the table schema is derived from them plus the partition colu
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, WriterProperties
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
@@ -22,10 +25,8 @@ from ingest.store import Store, StoreError
 
 ARTICLES = "articles"
 REJECTS = "rejects"
-PARTITION = "ingest_date"
-LEGACY_FIRST_MANIFEST = (
-    "_manifests/0000000001.json"  # UTC date of the run: runs append to one or two partitions only
-)
+PARTITION = "ingest_date"  # UTC date of the run: runs append to one or two partitions only
+LEGACY_FIRST_MANIFEST = "_manifests/0000000001.json"  # present in every pre-Delta store
 
 # Old log entries and removed files are kept a week (time travel, slow readers); run
 # transactions a quarter (re-running an older run id is then deduplicated by keys only).
@@ -102,6 +103,20 @@ def commit_entry(store: Store, kind: str, version: int) -> list[dict[str, Any]] 
     if raw is None:
         return None
     return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def data_key(kind: str, path: str) -> str:
+    """The store key of a data file the table's log names (relative, percent-encoded)."""
+    if "://" in path:  # some delta-rs calls name full URIs
+        path = path.split(f"/{kind}/", 1)[-1]
+    return f"{kind}/{unquote(path)}"
+
+
+def read_data_file(store: Store, kind: str, path: str, columns: list[str]) -> pa.Table:
+    raw = store.get_bytes(data_key(kind, path))
+    if raw is None:
+        raise FileNotFoundError(f"data file of the {kind} table missing: {path}")
+    return pq.read_table(io.BytesIO(raw), columns=columns)
 
 
 def commit_info(actions: list[dict[str, Any]]) -> dict[str, Any]:
