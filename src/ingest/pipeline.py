@@ -164,7 +164,17 @@ class Run:
         extractor = ExtractorPool(
             settings.workers, settings.extract_timeout, settings.mp_start_method
         )
-        extractor.start()  # before any fetch or poll thread exists
+        try:  # the pool is shut down on every way out: a live one at exit can crash it
+            extractor.start()  # before any fetch or poll thread exists
+            return self._poll_and_fetch(committed, client, extractor)
+        finally:
+            extractor.close()
+            client.close()
+
+    def _poll_and_fetch(
+        self, committed: KeyIndex, client: HttpClient, extractor: ExtractorPool
+    ) -> CommitRequest:
+        settings = self.settings
         articles = PartWriter(
             self.store,
             schema.article(),
@@ -260,8 +270,6 @@ class Run:
             pollers.shutdown(wait=True, cancel_futures=True)
             fetchers.shutdown(wait=True, cancel_futures=True)
             progress.close()
-            extractor.close()
-            client.close()
 
         self.report.bytes_received = client.bytes_received
         self.report.pages_fetched = shared.pages_fetched
