@@ -213,6 +213,14 @@ class EmbeddedS3:
         return self._proc.pid if self._proc is not None else None
 
     @property
+    def filer_address(self) -> str | None:
+        """``host:port.grpcport`` of the filer, the form weed's own tools (``weed
+        filer.copy``) take, since the gRPC port is not the default port + 10000 here."""
+        if self._ports is None:
+            return None
+        return f"{_LOOPBACK}:{self._ports.filer}.{self._ports.filer_grpc}"
+
+    @property
     def log_path(self) -> Path | None:
         """weed's combined stdout/stderr, for diagnosing a failed start."""
         return self.data_dir / _LOG_NAME if self.data_dir is not None else None
