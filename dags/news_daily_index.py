@@ -14,6 +14,7 @@ half-written index. A failure here is the store's (reachability, permissions): c
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from airflow.sdk import Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
+log = logging.getLogger("newsflow")
 DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=20))
 
 
@@ -47,6 +49,7 @@ def days_to_build(
 
 @dag(
     dag_id="news_daily_index",
+    description="Rebuilds the daily latest-news index for the days new articles touched",
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable(
             os.environ.get("NEWSFLOW_INDEX_SCHEDULE", "30 0 * * *"), timezone="UTC"
@@ -76,9 +79,11 @@ def news_daily_index() -> None:
         from ingest.index import build
 
         days = days_to_build(params or {}, triggering_asset_events, logical_date)
-        results = build(nf.store(), days)
+        with nf.engine_errors():
+            results = build(nf.store(), days)
         for result in results:
-            print(f"{result.day}: {result.stories} stories ({result.copies_merged} merged)")
+            log.info("%s: %d stories (%d merged)", result.day, result.stories,
+                     result.copies_merged)  # fmt: skip
         built = [d.isoformat() for d in days]
         outlet_events[nf.INDEX].extra = {"dates": built}
         return built

@@ -1,35 +1,45 @@
 """
 ### news_ingest
 
-Polls every configured feed, fetches new articles, extracts them and commits them as
-Parquet to the store, exactly once. Feeds are split into shards polled in parallel
-(mapped `ingest_shard` tasks); `commit` then makes the whole run visible in one step and,
-when it committed new articles, `announce` emits the `newsflow_articles` asset event
-(its extra names the index days touched) that triggers `news_daily_index`.
+Polls every configured feed, fetches new articles, extracts them and commits them to the
+`articles` Delta table, exactly once. Feeds are split into shards by publisher (host) and
+polled in parallel (mapped `ingest_shard` tasks, labelled by their first feed); `commit`
+then makes the whole run visible in one step and logs the run summary. After the commit:
 
-**When it fails.** Retries are automatic (exponential backoff). Re-running, clearing or
-retrying any task is safe: a shard retry stages again under a new attempt, and the commit
-is idempotent per run id, so no row is ever duplicated or lost. A failing *feed* does not
-fail the DAG: see the run summary in the `commit` log / XCom, or `ingest status --store
-URI` for failing and stale feeds. A failing *task* means the store, the feeds file or the
-workers are the problem: the log's last line says which.
+* `announce` emits the `newsflow_articles` asset event (its extra names the index days
+  touched and the run's counters) that triggers `news_daily_index`;
+* `feed_health` checks the run's feeds against the thresholds (Params, or the Variables
+  `newsflow_max_failed_feeds`, `newsflow_max_failed_percent`, `newsflow_stale_hours`,
+  `newsflow_max_stale_feeds`) and, when they are crossed, posts one alert naming the
+  feeds and their errors and **fails** (red in the grid; the run's data is committed and
+  the index is rebuilt regardless: this task only reports).
+
+**When a task fails.** A bad feeds file, a bad setting, a missing bucket or refused
+credentials fail at once (no retries: fix and clear). Anything else is retried with
+exponential backoff. Re-running, clearing or retrying any task is safe: a shard retry
+stages again under a new attempt, and the commit is idempotent per run id, so no row is
+ever duplicated or lost. Every failure alert carries the task log's URL.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import newsflow_airflow as nf
-from airflow.sdk import Param, dag, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+log = logging.getLogger("newsflow")
 
 DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=30))
 
 
 @dag(
     dag_id="news_ingest",
+    description="Polls the feeds, fetches and extracts new articles, commits them once",
     schedule=os.environ.get("NEWSFLOW_INGEST_SCHEDULE", "*/30 * * * *"),
     start_date=datetime(2025, 1, 1, tzinfo=UTC),
     catchup=False,
@@ -44,48 +54,92 @@ DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=30))
             type="integer",
             minimum=1,
             maximum=64,
-            description="Parallel mapped tasks the feeds are split into.",
+            description="Parallel mapped tasks the feeds are split into (at most one "
+            "per publisher host).",
+        ),
+        "max_failed_feeds": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            description="feed_health fails when more feeds than this failed in the run "
+            "(empty: Variable newsflow_max_failed_feeds, else 0).",
+        ),
+        "max_failed_percent": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=100,
+            description="feed_health fails when at least this % of the feeds failed "
+            "(empty: Variable newsflow_max_failed_percent, else off).",
+        ),
+        "stale_hours": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description="A feed is stale after this long without a new article (empty: "
+            "Variable newsflow_stale_hours, else 48).",
+        ),
+        "max_stale_feeds": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            description="feed_health fails when more feeds than this are stale (empty: "
+            "Variable newsflow_max_stale_feeds, else off).",
         ),
     },
 )
 def news_ingest() -> None:
     @task(
-        doc_md="Reads the feeds file and splits the feeds into shards. Fails on a bad "
-        "feeds file (the log names the entry): fix the file and clear the task."
+        doc_md="Reads the feeds file and splits the feeds into shards, one publisher (host) "
+        "per shard at most. Fails at once on a bad feeds file (the log names the entry): fix "
+        "the file and clear the task."
     )
     def plan(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        from ingest.config import load_feeds
+        from ingest.config import ConfigError, load_feeds
         from ingest.pipeline import split_feeds
 
         params = params or {}
-        feeds = [f for f in load_feeds(nf.feeds_file()) if f.enabled]
-        wanted = set(params.get("feeds") or [])
-        if wanted:
-            unknown = wanted - {f.name for f in feeds}
-            if unknown:
-                raise ValueError(f"unknown feed names in params: {sorted(unknown)}")
-            feeds = [f for f in feeds if f.name in wanted]
+        with nf.engine_errors():
+            feeds = [f for f in load_feeds(nf.feeds_file()) if f.enabled]
+            wanted = set(params.get("feeds") or [])
+            if wanted:
+                unknown = wanted - {f.name for f in feeds}
+                if unknown:
+                    raise ConfigError(f"unknown feed names in params: {sorted(unknown)}")
+                feeds = [f for f in feeds if f.name in wanted]
         shards = split_feeds(feeds, max(1, min(int(params.get("shards", 4)), len(feeds))))
         return [
-            {"shard": k, "count": len(shards), "feeds": [f.name for f in s]}
+            {
+                "shard": k,
+                "count": len(shards),
+                "feeds": [f.name for f in s],
+                "label": s[0].name + (f" +{len(s) - 1}" if len(s) > 1 else ""),
+            }
             for k, s in enumerate(shards)
         ]
 
     @task(
+        map_index_template="{{ shard_label }}",
         doc_md="Polls this shard's feeds and stages their articles (not yet visible). "
-        "Safe to retry: a new attempt stages afresh and only one attempt is committed."
+        "Safe to retry: a new attempt stages afresh and only one attempt is committed.",
     )
     def ingest_shard(spec: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
         from ingest.config import Settings, load_feeds
         from ingest.pipeline import Run
 
+        get_current_context()["shard_label"] = spec.get("label", str(spec["shard"]))  # type: ignore[typeddict-unknown-key]
         names = set(spec["feeds"])
-        feeds = [f for f in load_feeds(nf.feeds_file()) if f.name in names]
-        # fork: Airflow's task runner is the main module, which workers must not re-import
-        settings = Settings.from_env(progress=False, mp_start_method="fork")
-        report = Run(nf.store(), feeds, settings, run_id=run_id, shard=spec["shard"]).stage()
+        with nf.engine_errors():
+            feeds = [f for f in load_feeds(nf.feeds_file()) if f.name in names]
+            # fork: Airflow's task runner is the main module, which workers must not re-import
+            settings = Settings.from_env(progress=False, mp_start_method="fork")
+            report = Run(nf.store(), feeds, settings, run_id=run_id, shard=spec["shard"]).stage()
         if report is None:
             return {"shard": spec["shard"], "count": spec["count"], "already_committed": True}
+        log.info(
+            "shard %s staged: %d feeds, %d entries, rejects %s",
+            spec.get("label"), len(feeds), report.entries_seen, dict(report.rejects) or "none",
+        )  # fmt: skip
         return {
             "shard": spec["shard"],
             "count": spec["count"],
@@ -94,17 +148,25 @@ def news_ingest() -> None:
         }
 
     @task(
-        doc_md="Commits every shard's staged articles in one step (exactly once) and "
-        "returns the run summary. Idempotent: re-running it changes nothing."
+        doc_md="Commits every shard's staged articles in one step (exactly once), logs the "
+        "run summary and returns the report (XCom key `counters`: the key numbers). "
+        "Idempotent: re-running it changes nothing."
     )
-    def commit(shards: list[dict[str, Any]], run_id: str | None = None) -> dict[str, Any]:
+    def commit(
+        shards: list[dict[str, Any]], run_id: str | None = None, ti: Any = None
+    ) -> dict[str, Any]:
         from ingest.pipeline import commit_run
 
         count = shards[0]["count"] if shards else 0
         if count == 0:
             raise AirflowSkipException("no feeds to ingest")
-        report = commit_run(nf.store(), run_id, shards=count)
-        print(report.summary())
+        with nf.engine_errors():
+            report = commit_run(nf.store(), run_id, shards=count)
+        for line in report.summary().splitlines():
+            log.info("%s", line)
+        counters = report.counters()
+        ti.xcom_push(key="counters", value=counters)
+        nf.emit_metrics(counters)
         return report.to_dict()
 
     @task(
@@ -113,16 +175,66 @@ def news_ingest() -> None:
         "run committed new articles; skipped otherwise (no index rebuild needed).",
     )
     def announce(report: dict[str, Any], outlet_events: Any = None) -> list[str]:
+        from ingest.report import RunReport
+
         if not report.get("articles_written"):
             raise AirflowSkipException("no new articles: no asset event")
         outlet_events[nf.ARTICLES].extra = {
             "dates": report["dates_touched"],
             "run_id": report["run_id"],
             "articles": report["articles_written"],
+            "counters": RunReport.from_dict(report).counters(),
         }
         return report["dates_touched"]
 
-    announce(commit(ingest_shard.expand(spec=plan())))
+    @task(
+        retries=0,
+        on_failure_callback=None,  # it posts its own alert, naming the feeds
+        doc_md="Checks the run's feeds against the health thresholds. When they are "
+        "crossed it posts one alert naming the failed and stale feeds with their errors and "
+        "fails, so the run shows red; the data is committed and indexed regardless.",
+    )
+    def feed_health(
+        report: dict[str, Any],
+        specs: list[dict[str, Any]],
+        params: dict[str, Any] | None = None,
+        ti: Any = None,
+    ) -> dict[str, Any]:
+        from ingest import alerts
+        from ingest.health import run_health
+
+        params = params or {}
+        with nf.engine_errors():
+            max_failed = nf.threshold(params, "max_failed_feeds", 0)
+            max_percent = nf.threshold(params, "max_failed_percent", None)
+            stale_hours = nf.threshold(params, "stale_hours", 48)
+            max_stale = nf.threshold(params, "max_stale_feeds", None)
+            verdict = run_health(
+                report,
+                nf.store() if max_stale is not None else None,
+                feeds=[name for spec in specs for name in spec["feeds"]],
+                max_failed=None if max_failed is None else int(max_failed),
+                max_failed_percent=max_percent,
+                stale_after=timedelta(hours=48 if stale_hours is None else stale_hours),
+                max_stale=None if max_stale is None else int(max_stale),
+            )
+        result = verdict.to_dict()
+        ti.xcom_push(key="health", value=result)
+        if not verdict.unhealthy:
+            log.info("feed health: %s", verdict.message())
+            return result
+        fields = nf.task_fields(ti)
+        line = (
+            f"newsflow FEEDS UNHEALTHY {fields['dag_id']} run={fields['run_id']}: "
+            f"{verdict.message()}" + (f" log={fields['log_url']}" if fields["log_url"] else "")
+        )
+        alerts.notify(line, nf.webhook(), {**fields, "kind": "feed_health", **result})
+        raise AirflowFailException(verdict.message())
+
+    specs = plan()
+    report = commit(ingest_shard.expand(spec=specs))
+    announce(report)
+    feed_health(report, specs)
 
 
 news_ingest()

@@ -14,6 +14,7 @@ permissions): check the `newsflow_s3` connection.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,11 +22,13 @@ from typing import Any
 import newsflow_airflow as nf
 from airflow.sdk import Param, dag, task
 
+log = logging.getLogger("newsflow")
 DEFAULT_ARGS = nf.default_args(timeout=timedelta(hours=2))
 
 
 @dag(
     dag_id="news_maintenance",
+    description="Compacts, vacuums and checkpoints the tables; drops abandoned staging",
     schedule=os.environ.get("NEWSFLOW_MAINTENANCE_SCHEDULE", "15 3 * * *"),
     start_date=datetime(2025, 1, 1, tzinfo=UTC),
     catchup=False,
@@ -44,20 +47,21 @@ DEFAULT_ARGS = nf.default_args(timeout=timedelta(hours=2))
     },
 )
 def news_maintenance() -> None:
-    @task(doc_md="Compaction, vacuum, checkpoints and clean-up; prints what it did.")
+    @task(doc_md="Compaction, vacuum, checkpoints and clean-up; logs what it did.")
     def maintain(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from dataclasses import asdict
 
         from ingest.lake.maintain import maintain as run_maintenance
 
         params = params or {}
-        result = run_maintenance(
-            nf.store(),
-            retention_hours=int(params.get("retention_hours", 168)),
-            staging_days=float(params.get("staging_days", 2)),
-            report_days=float(params.get("report_days", 90)),
-        )
-        print(result.summary())
+        with nf.engine_errors():
+            result = run_maintenance(
+                nf.store(),
+                retention_hours=int(params.get("retention_hours", 168)),
+                staging_days=float(params.get("staging_days", 2)),
+                report_days=float(params.get("report_days", 90)),
+            )
+        log.info("%s", result.summary())
         return asdict(result)
 
     maintain()

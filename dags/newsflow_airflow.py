@@ -1,4 +1,5 @@
-"""Airflow glue shared by the newsflow DAGs: configuration and the failure callback.
+"""Airflow glue shared by the newsflow DAGs: configuration, error policy, the failure
+callback and metrics.
 
 Kept apart from the engine (src/ingest never imports Airflow). Configuration, in order:
 Airflow Variables `newsflow_store_uri`, `newsflow_feeds_file`, `newsflow_alert_webhook`,
@@ -12,12 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Connection, Variable
+from airflow.sdk.exceptions import AirflowFailException
 
-from ingest import alerts
+from ingest import alerts, errors
+from ingest.config import ConfigError
 from ingest.store import S3Credentials, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -58,21 +63,87 @@ def store() -> Store:
 def feeds_file() -> str:
     path = setting("newsflow_feeds_file", "NEWSFLOW_FEEDS_FILE")
     if not path:
-        raise ValueError("set the Airflow Variable newsflow_feeds_file or NEWSFLOW_FEEDS_FILE")
+        raise ConfigError("set the Airflow Variable newsflow_feeds_file or NEWSFLOW_FEEDS_FILE")
     return path
 
 
+@contextmanager
+def engine_errors() -> Iterator[None]:
+    """Errors no retry can fix (a bad feeds file or setting, a missing bucket, refused
+    credentials) fail the task at once; everything else goes through the retries."""
+    try:
+        yield
+    except AirflowFailException:
+        raise
+    except Exception as exc:
+        if errors.permanent(exc):
+            raise AirflowFailException(f"{exc} (not retried: retrying cannot fix it)") from exc
+        raise
+
+
+def task_fields(ti: Any) -> dict[str, Any]:
+    """Where an alert comes from: what a webhook consumer routes and links on."""
+    try:
+        log_url = ti.log_url
+    except Exception:  # outside a task runner (no API configured): no link, still an alert
+        log_url = None
+    return {
+        "dag_id": getattr(ti, "dag_id", "?"),
+        "task_id": getattr(ti, "task_id", "?"),
+        "run_id": getattr(ti, "run_id", "?"),
+        "try_number": getattr(ti, "try_number", 0),
+        "map_index": getattr(ti, "map_index", -1),
+        "log_url": log_url,
+    }
+
+
+def webhook() -> str | None:
+    return setting("newsflow_alert_webhook", "NEWSFLOW_ALERT_WEBHOOK")
+
+
 def on_failure(context: dict[str, Any]) -> None:
-    """One line in the log (and to the webhook, if set) naming the task and the error."""
+    """One line in the log (and to the webhook, if set) naming the task, the error and
+    the task log's URL."""
     ti = context.get("ti") or context.get("task_instance")
+    fields = task_fields(ti)
+    error = context.get("exception")
     line = alerts.failure_line(
-        dag_id=getattr(ti, "dag_id", "?"),
-        task_id=getattr(ti, "task_id", "?"),
-        run_id=getattr(ti, "run_id", "?"),
-        try_number=getattr(ti, "try_number", 0),
-        error=context.get("exception"),
+        dag_id=fields["dag_id"],
+        task_id=fields["task_id"],
+        run_id=fields["run_id"],
+        try_number=fields["try_number"],
+        error=error,
+        log_url=fields["log_url"],
     )
-    alerts.notify(line, setting("newsflow_alert_webhook", "NEWSFLOW_ALERT_WEBHOOK"))
+    alerts.notify(line, webhook(), {**fields, "kind": "task_failed", "error": str(error)})
+
+
+def threshold(params: dict[str, Any], name: str, default: float | None) -> float | None:
+    """A health threshold: the run's Param if given, else the Variable `newsflow_<name>`,
+    else the default. An empty Variable or "off" disables the check."""
+    value = params.get(name)
+    if value is None:
+        value = Variable.get(f"newsflow_{name}", default=None)
+        if value is None:
+            return default
+    if isinstance(value, str):
+        if value.strip().lower() in ("", "off", "none"):
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"Variable newsflow_{name} is not a number: {value!r}") from None
+    return float(value)
+
+
+def emit_metrics(counters: dict[str, Any]) -> None:
+    """The run's counters as gauges through Airflow's own metrics (StatsD or OpenTelemetry,
+    as configured under [metrics]; nothing is sent when metrics are off)."""
+    from airflow.sdk.observability.stats import Stats
+
+    for name, value in counters.items():
+        if isinstance(value, int | float):
+            Stats.gauge(f"newsflow.run.{name}", value)
 
 
 def default_args(timeout: timedelta) -> dict[str, Any]:

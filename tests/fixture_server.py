@@ -29,7 +29,11 @@ Handler = Callable[[BaseHTTPRequestHandler], None]
 
 
 class FixtureServer:
-    def __init__(self) -> None:
+    """A loopback site. Another `host` in 127.0.0.0/8 (e.g. 127.0.0.2) is another
+    publisher as far as the engine can tell (sharding and politeness go by host)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route | Handler] = {}
         self.hits: Counter[str] = Counter()
         self.base_url = ""
@@ -82,10 +86,10 @@ class FixtureServer:
                 if status != 304:
                     self.wfile.write(body)
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = ThreadingHTTPServer((self.host, 0), _Handler)
         httpd.daemon_threads = True
         httpd.handle_error = lambda request, address: None  # clients hang up on purpose
-        self.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        self.base_url = f"http://{self.host}:{httpd.server_address[1]}"
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()
         try:

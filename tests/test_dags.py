@@ -59,9 +59,12 @@ def test_dag_integrity(airflow_home: dict[str, str]) -> None:
         for dag_id, dag in bag.dags.items():
             out["dags"][dag_id] = {
                 "tags": sorted(dag.tags), "doc": bool(dag.doc_md),
+                "description": dag.description,
                 "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries,
                                       "doc": bool(t.doc_md),
-                                      "callback": bool(t.on_failure_callback)}
+                                      "callback": bool(t.on_failure_callback),
+                                      "map_index_template":
+                                          getattr(t, "map_index_template", None)}
                           for t in dag.tasks}}
         print(json.dumps(out))
         """,
@@ -71,10 +74,16 @@ def test_dag_integrity(airflow_home: dict[str, str]) -> None:
     assert set(got["dags"]) == {"news_ingest", "news_daily_index", "news_maintenance"}
     assert got["seconds"] < 30
     for dag_id, dag in got["dags"].items():
-        assert "newsflow" in dag["tags"] and dag["doc"], dag_id
+        assert "newsflow" in dag["tags"] and dag["doc"] and dag["description"], dag_id
         for task_id, t in dag["tasks"].items():
-            assert t["owner"] == "newsflow" and t["retries"] >= 1, (dag_id, task_id)
-            assert t["doc"] and t["callback"], (dag_id, task_id)
+            assert t["owner"] == "newsflow" and t["doc"], (dag_id, task_id)
+            if (dag_id, task_id) == ("news_ingest", "feed_health"):
+                # it only reports: no retry, and its own alert instead of the callback's
+                assert t["retries"] == 0 and not t["callback"]
+            else:
+                assert t["retries"] >= 1 and t["callback"], (dag_id, task_id)
+    shard = got["dags"]["news_ingest"]["tasks"]["ingest_shard"]
+    assert shard["map_index_template"] == "{{ shard_label }}"
 
 
 def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: Path) -> None:

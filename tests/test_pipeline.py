@@ -251,7 +251,7 @@ def test_exactly_once_across_many_runs(store: Store, publisher: Publisher) -> No
 
 
 def test_shards_stage_separately_and_commit_once(store: Store) -> None:
-    from ingest.pipeline import Run, commit_run, split_feeds
+    from ingest.pipeline import Run, commit_run
 
     with FixtureServer().running() as srv:
         feeds = []
@@ -263,8 +263,7 @@ def test_shards_stage_separately_and_commit_once(store: Store) -> None:
                 items.append({"title": f"s{n}", "link": srv.url(f"/s/{n}")})
             srv.add(f"/f{f}.xml", Route(rss(items), content_type="application/rss+xml"))
             feeds.append(Feed(f"feed-{f}", srv.url(f"/f{f}.xml")))
-        shards = split_feeds(feeds, 2)
-        assert sorted(f.name for s in shards for f in s) == sorted(f.name for f in feeds)
+        shards = [feeds[0::2], feeds[1::2]]  # neighbours, which share articles, split up
         for k, share in enumerate(shards):
             Run(store, share, settings(), run_id="airflow:run+1", shard=k).stage()
         # a retried shard (new attempt) stages again; only one attempt's parts count
@@ -277,7 +276,31 @@ def test_shards_stage_separately_and_commit_once(store: Store) -> None:
     ids = read_committed(store)["article_id"].to_pylist()
     assert len(ids) == len(set(ids)) == 9 == report.articles_written
     assert report.feeds_total == 4 and again.already_committed
+    # the three articles both shards fetched are duplicates within the run, not articles
+    # some earlier run committed
+    assert report.skips["duplicate_in_run"] == 3 and report.duplicates_dropped_at_commit == 0
     assert not list(store.list("_staging/"))
+
+
+def test_feeds_of_one_publisher_share_a_shard() -> None:
+    from ingest.pipeline import split_feeds
+
+    urls = {
+        "a-world": "https://www.news-a.example/world.xml",
+        "a-tech": "https://news-a.example/tech.xml",
+        "a-sport": "https://NEWS-A.example/sport.xml",
+        "b-main": "https://b.example/rss",
+        "c-main": "https://c.example/rss",
+        "c-blog": "https://c.example/blog/rss",
+    }
+    feeds = [Feed(name, url) for name, url in urls.items()]
+    shards = split_feeds(feeds, 2)
+    assert [[f.name for f in s] for s in shards] == [
+        ["a-sport", "a-tech", "a-world"], ["b-main", "c-blog", "c-main"]]  # fmt: skip
+    assert split_feeds(list(reversed(feeds)), 2) == shards  # the order read does not matter
+    # more shards than publishers: no empty shard
+    assert len(split_feeds(feeds, 8)) == 3
+    assert sorted(f.name for s in split_feeds(feeds, 8) for f in s) == sorted(urls)
 
 
 # ------------------------------------------------------------------ hostile publishers

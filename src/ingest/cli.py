@@ -23,6 +23,7 @@ from ingest.store import Store, StoreError, open_store
 log = logging.getLogger("ingest")
 
 EXIT_USER_ERROR = 1
+EXIT_FEED_PROBLEMS = 3  # the run itself worked; feeds failed or went stale
 EXIT_STORE_BUSY = 75  # EX_TEMPFAIL: another run holds the store; try again later
 EXIT_TERMINATED = 143
 DEMO_PORT = 8631
@@ -42,16 +43,38 @@ def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ingest.health import run_health
     from ingest.pipeline import run
 
     # flags first: a bad flag is reported before anything else
     settings = _settings_from(args, lease_wait=args.wait)
     if args.run_id is not None:
         run_key(args.run_id)  # a bad run id stops the run before it writes anything
+    if args.metrics_file:
+        from ingest import metrics
+
+        metrics.check_textfile_path(args.metrics_file)  # refused before the run, not after
     feeds = load_feeds(args.feeds)
     store = open_store(args.store)
-    report = run(store, feeds, settings, run_id=args.run_id)
+    try:
+        report = run(store, feeds, settings, run_id=args.run_id)
+    except Exception:
+        if args.metrics_file:  # the failure is what the monitoring stack must see
+            metrics.write_textfile(
+                args.metrics_file,
+                metrics.failed_run_metrics(store.uri, previous=args.metrics_file),
+            )
+        raise
     print(report.summary())
+    if args.metrics_file:
+        metrics.write_textfile(args.metrics_file, metrics.run_metrics(report))
+    if args.fail_on_feed_errors is not None:
+        health = run_health(
+            report.to_dict(), max_failed=None, max_failed_percent=args.fail_on_feed_errors
+        )
+        if health.unhealthy:
+            print(f"ingest: feed errors: {health.message()}", file=sys.stderr)
+            return EXIT_FEED_PROBLEMS
     return 0
 
 
@@ -135,8 +158,10 @@ def _show_output(store: Store, report: RunReport) -> None:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from ingest.index import build
+    from ingest.lake.tables import require_store
 
     store = open_store(args.store)
+    require_store(store)
     results = build(store, args.date or None)
     for result in results:
         merged = (
@@ -148,13 +173,15 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ingest.health import feed_health, render_table
+    from ingest.health import feed_health, has_problems, render_table
+    from ingest.lake.tables import require_store
 
+    names = [f.name for f in load_feeds(args.feeds)] if args.feeds else None
     store = open_store(args.store)
-    store.check()
-    rows = feed_health(store, timedelta(hours=args.stale_hours))
+    require_store(store)
+    rows = feed_health(store, timedelta(hours=args.stale_hours), feeds=names)
     print(render_table(rows, show_all=args.all))
-    return 3 if args.fail_on_problems and any(r.failing or r.stale for r in rows) else 0
+    return EXIT_FEED_PROBLEMS if args.fail_on_problems and has_problems(rows) else 0
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
@@ -191,11 +218,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_ddl(args: argparse.Namespace) -> int:
     from ingest.ddl import ddl
+    from ingest.lake.tables import require_store
 
-    root = args.store
-    if "://" not in root:
-        root = str(Path(root).expanduser().resolve())
-    print(ddl(args.dialect, root), end="")
+    store = open_store(args.store)
+    require_store(store)  # DDL for a store that does not exist would read nothing, silently
+    print(ddl(args.dialect, store.uri), end="")
     return 0
 
 
@@ -248,6 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="when another run holds the store, wait this long for it before giving up "
         "(exit 75); default 0, also INGEST_LEASE_WAIT",
     )
+    p_run.add_argument(
+        "--fail-on-feed-errors",
+        type=_percent,
+        nargs="?",
+        const=100.0,
+        metavar="PERCENT",
+        help="exit 3 after the commit when at least PERCENT of the feeds failed (alone: "
+        "when every feed failed); what was ingested stays committed",
+    )
+    p_run.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write the run's metrics here in Prometheus text format (for node_exporter's "
+        "textfile collector; replaced atomically)",
+    )
     p_run.set_defaults(func=cmd_run)
 
     p_index = sub.add_parser("index", help="(re)build the daily latest-news index")
@@ -276,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a feed is stale after this long without a new article (24)",
     )
     p_status.add_argument("--all", action="store_true", help="list healthy feeds too")
+    p_status.add_argument(
+        "--feeds",
+        metavar="PATH",
+        help="the current feeds file: feeds only in the state are listed as removed, feeds "
+        "not polled yet as new",
+    )
     p_status.add_argument(
         "--fail-on-problems",
         action="store_true",
@@ -357,6 +405,13 @@ def _non_negative_float(value: str) -> float:
     return number
 
 
+def _percent(value: str) -> float:
+    number = _non_negative_float(value)
+    if not 0 < number <= 100:
+        raise argparse.ArgumentTypeError(f"not a percentage in (0, 100]: {value!r}")
+    return number
+
+
 def _positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -379,11 +434,12 @@ def user_error(exc: BaseException) -> tuple[str, int] | None:
     """The one place an exception becomes the line a user reads: (line, exit code), or
     None for a bug, which keeps its traceback."""
     from ingest.lease import StoreBusy
+    from ingest.metrics import TextfileError
     from ingest.state import StateFileError
 
     if isinstance(exc, StoreBusy):
         return str(exc), EXIT_STORE_BUSY
-    if isinstance(exc, ConfigError | StoreError | StateFileError):
+    if isinstance(exc, ConfigError | StoreError | StateFileError | TextfileError):
         return str(exc), EXIT_USER_ERROR
     if isinstance(exc, OSError) and exc.errno is not None:
         where = f": {exc.filename}" if exc.filename else ""

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from ingest import ids, schema
 from ingest.config import Feed, Settings
@@ -88,6 +89,7 @@ class _RunState:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     article_ids: set[str] = field(default_factory=set)
+    published_at: dict[str, float] = field(default_factory=dict)  # article id -> unix time
     scheduled: set[str] = field(default_factory=set)  # link keys fetched in this run
     index_dates: set[str] = field(default_factory=set)
     skips: Counter[str] = field(default_factory=Counter)
@@ -289,6 +291,7 @@ class Run:
             },
             report=self.report.to_dict(),
             index_dates=sorted(shared.index_dates),
+            published_at=shared.published_at,
         )
 
     def _account_poll(self, run: _FeedRun, rejects: PartWriter, shared: _RunState) -> None:
@@ -421,6 +424,8 @@ class Run:
                 shared.skips["duplicate_in_run"] += 1
                 return
             shared.article_ids.add(aid)
+            if row["published_at"] is not None:
+                shared.published_at[aid] = row["published_at"].timestamp()
             shared.index_dates.add(index_date(row).isoformat())
             runs[entry.feed].new_articles += 1
             articles.add(row)
@@ -464,9 +469,23 @@ def shard_key(run_key: str, shard: int) -> str:
 
 
 def split_feeds(feeds: list[Feed], shards: int) -> list[list[Feed]]:
-    """Deterministic round-robin over feed names, so a retried shard gets the same feeds."""
-    ordered = sorted(feeds, key=lambda f: f.name)
-    return [ordered[i::shards] for i in range(shards)]
+    """Feeds of one publisher (host) stay in one shard: the sections of a site link the
+    same articles, and one shard fetches such an article once where two shards would both
+    fetch it. Hosts go to the least loaded shard, biggest first; deterministic, so a
+    retried shard gets the same feeds. Fewer shards than asked when there are fewer hosts."""
+    by_host: dict[str, list[Feed]] = {}
+    for feed in sorted(feeds, key=lambda f: f.name):
+        by_host.setdefault(_publisher(feed.url), []).append(feed)
+    out: list[list[Feed]] = [[] for _ in range(max(1, shards))]
+    for _host, group in sorted(by_host.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        smallest = min(range(len(out)), key=lambda i: (len(out[i]), i))
+        out[smallest].extend(group)
+    return [sorted(shard, key=lambda f: f.name) for shard in out if shard]
+
+
+def _publisher(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.")
 
 
 def previous_report(store: Store, run_key: str) -> RunReport:
@@ -498,15 +517,22 @@ def commit_run(store: Store, run_id: str, shards: int) -> RunReport:
     report = RunReport.from_dict(requests[0].report)
     for other in requests[1:]:
         report.merge(RunReport.from_dict(other.report))
+    # an article two shards both staged is a duplicate within this run, not a row some
+    # earlier run committed: counted as such, and committed once
+    article_ids = [a for r in requests for a in r.article_ids]
+    unique_ids = list(dict.fromkeys(article_ids))
+    if len(unique_ids) < len(article_ids):
+        report.skips["duplicate_in_run"] += len(article_ids) - len(unique_ids)
     report.seconds = round(report.seconds + time.monotonic() - t0, 3)
     merged = CommitRequest(
         run_id=run_id,
         run_key=key,
         parts=[p for r in requests for p in r.parts],
-        article_ids=[a for r in requests for a in r.article_ids],
+        article_ids=unique_ids,
         feed_states={k: v for r in requests for k, v in r.feed_states.items()},
         report=report.to_dict(),
         index_dates=sorted({d for r in requests for d in r.index_dates}),
+        published_at={k: v for r in requests for k, v in r.published_at.items()},
     )
     result = lake.commit(merged)
     release_if_held(store, key)

@@ -33,9 +33,28 @@ class RunReport:
     partitions: list[str] = field(default_factory=list)  # ingest_date partitions written
     table_version: int | None = None  # the articles table version this run committed
     already_committed: bool = False
+    # publication-to-commit seconds of the articles written: count, sum, p50, p90, max
+    freshness_seconds: dict[str, float | None] = field(default_factory=dict)
 
     def entry_rejects(self) -> int:
         return sum(n for reason, n in self.rejects.items() if not reason.startswith("feed:"))
+
+    def counters(self) -> dict[str, int | float]:
+        """The numbers dashboards and alerts watch, flat (XCom, asset events, metrics)."""
+        return {
+            "feeds_total": self.feeds_total,
+            "feeds_polled": self.feeds_polled,
+            "feeds_not_modified": self.feeds_not_modified,
+            "feeds_failed": self.feeds_failed,
+            "entries_seen": self.entries_seen,
+            "pages_fetched": self.pages_fetched,
+            "articles_written": self.articles_written,
+            "rejects": self.entry_rejects(),
+            "duplicates_in_run": self.skips.get("duplicate_in_run", 0),
+            "duplicates_dropped_at_commit": self.duplicates_dropped_at_commit,
+            "bytes_received": self.bytes_received,
+            "seconds": self.seconds,
+        }
 
     def merge(self, other: RunReport) -> None:
         """Add another shard's counts to this one."""

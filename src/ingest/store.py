@@ -23,6 +23,15 @@ class StoreError(Exception):
     """The store cannot be used (unreachable, missing bucket, no permission)."""
 
 
+class StoreUnusable(StoreError):
+    """The store as configured can never work (no such bucket or store, access denied, a
+    bad URI): retrying cannot help, so schedulers fail at once instead of retrying."""
+
+
+class StoreMissing(StoreUnusable):
+    """Nothing was ever written at the store URI (most often a typo in it)."""
+
+
 class Store(Protocol):
     uri: str
 
@@ -60,9 +69,9 @@ class LocalStore:
         try:
             (self.root / TMP_PREFIX).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot use store directory {self.root}: {exc.strerror}") from None
+            raise StoreUnusable(f"cannot use store directory {self.root}: {exc.strerror}") from None
         if not os.access(self.root, os.W_OK):
-            raise StoreError(f"store directory {self.root} is not writable")
+            raise StoreUnusable(f"store directory {self.root} is not writable")
         self._sweep_tmp()
 
     def _sweep_tmp(self) -> None:
@@ -218,11 +227,11 @@ class S3Store:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchBucket", "NotFound"):
-                raise StoreError(
+                raise StoreUnusable(
                     f"bucket {self.bucket!r} does not exist (create it first)"
                 ) from None
             if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise StoreError(
+                raise StoreUnusable(
                     f"access to bucket {self.bucket!r} denied: check AWS_ACCESS_KEY_ID/"
                     "AWS_SECRET_ACCESS_KEY"
                 ) from None
@@ -351,14 +360,14 @@ def _default_s3_client(credentials: S3Credentials | None = None, session: Any = 
 def open_store(uri: str, s3: S3Credentials | None = None) -> Store:
     """`s3://bucket/prefix`, `file:///path` or a plain path."""
     if not uri or not uri.strip():
-        raise StoreError("store URI is empty")
+        raise StoreUnusable("store URI is empty")
     parts = urlsplit(uri)
     if parts.scheme == "s3":
         if not parts.netloc:
-            raise StoreError(f"store URI {uri!r} names no bucket (s3://bucket/prefix)")
+            raise StoreUnusable(f"store URI {uri!r} names no bucket (s3://bucket/prefix)")
         return S3Store(parts.netloc, parts.path, credentials=s3)
     if parts.scheme == "file":
         return LocalStore(parts.path)
     if parts.scheme and len(parts.scheme) > 1:
-        raise StoreError(f"unsupported store URI scheme {parts.scheme!r}: use s3:// or a path")
+        raise StoreUnusable(f"unsupported store URI scheme {parts.scheme!r}: use s3:// or a path")
     return LocalStore(uri)

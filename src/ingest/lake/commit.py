@@ -61,6 +61,8 @@ class CommitRequest:
     report: dict[str, Any]
     # Index dates (UTC publication day, else fetch day) of the articles: what to rebuild.
     index_dates: list[str] = field(default_factory=list)
+    # Publication time (unix seconds) of the articles that have one: the run's freshness.
+    published_at: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -315,14 +317,23 @@ def _now_ms() -> int:
 
 def _finish_report(request: CommitRequest, accepted: set[str], dropped: int, version: int) -> None:
     """What only the commit knows goes into the run report it stores with itself."""
+    from ingest.metrics import freshness
+
+    finished = datetime.now(UTC)
+    latencies = [
+        finished.timestamp() - request.published_at[a]
+        for a in accepted
+        if a in request.published_at
+    ]
     request.report.update(
+        freshness_seconds=freshness(latencies),
         articles_written=len(accepted),
         duplicates_dropped_at_commit=dropped,
         dates_touched=sorted(set(request.index_dates)) if accepted else [],
         partitions=_dates(request, accepted),
         table_version=version,
         already_committed=False,
-        finished_at=datetime.now(UTC).isoformat(),
+        finished_at=finished.isoformat(),
     )
 
 

@@ -21,7 +21,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from ingest import schema
 from ingest.lake.parts import ROW_GROUP_ROWS
-from ingest.store import Store, StoreError
+from ingest.store import S3Store, Store, StoreError, StoreMissing
 
 ARTICLES = "articles"
 REJECTS = "rejects"
@@ -62,6 +62,20 @@ def open_table(store: Store, kind: str) -> DeltaTable | None:
 def is_legacy(store: Store) -> bool:
     """Whether the store still holds the earlier layout (every such store has commit 1)."""
     return store.exists(LEGACY_FIRST_MANIFEST)
+
+
+def require_store(store: Store) -> None:
+    """Commands that only read or report refuse a store nothing was ever written to,
+    instead of creating it: a typo in the URI must not look like an empty, healthy store."""
+    from ingest.state import FEEDS
+
+    if isinstance(store, S3Store):
+        store.check()  # a missing bucket or refused credentials get their own message
+    if open_table(store, ARTICLES) is None and not store.exists(FEEDS) and not is_legacy(store):
+        raise StoreMissing(
+            f"no newsflow store at {store.uri}: nothing was ever ingested there "
+            "(check the URI; `ingest run` creates a store)"
+        )
 
 
 def ensure_table(store: Store, kind: str, allow_legacy: bool = False) -> DeltaTable:
