@@ -178,6 +178,77 @@ def test_index_and_ddl_commands(feeds_file: Path, tmp_path: Path) -> None:
     assert ingest("ddl", "--dialect", "oracle").returncode == 2
 
 
+def test_readers_refuse_a_store_that_does_not_exist(tmp_path: Path, s3_bucket) -> None:
+    typo = tmp_path / "typo"
+    for command in (["status"], ["index"], ["ddl", "--dialect", "duckdb"]):
+        result = ingest(*command, "--store", str(typo))
+        assert result.returncode == 1, (command, result.stderr)
+        assert_one_line_error(result, f"no newsflow store at {typo}")
+        assert not typo.exists()  # refused, not created
+    # an existing directory that holds no store: refused too, and left untouched
+    (tmp_path / "other").mkdir()
+    result = ingest("status", "--store", str(tmp_path / "other"), "--fail-on-problems")
+    assert_one_line_error(result, "no newsflow store at")
+    assert list((tmp_path / "other").iterdir()) == []
+    endpoint, bucket = s3_bucket
+    result = ingest("status", "--store", f"s3://{bucket}/nothing-here", env=endpoint.env())
+    assert_one_line_error(result, f"no newsflow store at s3://{bucket}/nothing-here")
+    result = ingest("index", "--store", "s3://missing-bucket/x", env=endpoint.env())
+    assert_one_line_error(result, "bucket 'missing-bucket' does not exist")
+
+
+def test_status_follows_the_feeds_file_and_run_fails_on_feed_errors(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    store = tmp_path / "s"
+    with FixtureServer().running() as srv:
+        srv.add("/a", Route(article_html("Status story", paragraphs(77)).encode()))
+        srv.add("/ok.xml", Route(rss([{"title": "a", "link": srv.url("/a")}]),
+                                 content_type="application/rss+xml"))  # fmt: skip
+        srv.add("/gone.xml", Route(b"gone", status=404))
+        both = tmp_path / "both.yaml"
+        both.write_text(f"feeds:\n  - name: ok\n    url: {srv.url('/ok.xml')}\n"
+                        f"  - name: gone\n    url: {srv.url('/gone.xml')}\n")  # fmt: skip
+        run = ["run", "--store", str(store), "--allow-network", "127.0.0.1/32", "--no-progress"]
+        metrics_file = tmp_path / "newsflow.prom"
+        half = ingest(*run, "--feeds", str(both), "--fail-on-feed-errors", "50",
+                      "--metrics-file", str(metrics_file))  # fmt: skip
+        assert half.returncode == 3, half.stderr
+        assert "ingest: feed errors: 1 of 2 feeds failed (50%)" in half.stderr
+        assert "gone (http_404" in half.stderr
+        assert re.search(r"articles\s+1 written", half.stdout)  # committed all the same
+        families = {f.name: f for f in text_string_to_metric_families(metrics_file.read_text())}
+        feeds = {s.labels["outcome"]: s.value for s in families["newsflow_run_feeds"].samples}
+        assert feeds["failed"] == 1 and feeds["polled"] == 1
+        written = families["newsflow_run_articles_written"].samples[0]
+        assert written.value == 1 and written.labels == {"store": str(store)}
+        # only when every feed failed, by default
+        again = ingest(*run, "--feeds", str(both), "--fail-on-feed-errors")
+        assert again.returncode == 0, again.stderr
+        only_gone = tmp_path / "gone.yaml"
+        only_gone.write_text(f"feeds:\n  - name: gone\n    url: {srv.url('/gone.xml')}\n")
+        bad = ingest(*run, "--feeds", str(only_gone), "--fail-on-feed-errors")
+        assert bad.returncode == 3 and "1 of 1 feeds failed (100%)" in bad.stderr
+        assert ingest(*run, "--feeds", str(only_gone), "--fail-on-feed-errors", "0").returncode == 2
+        assert ingest(*run, "--feeds", str(both), "--metrics-file", str(tmp_path / "x.txt")
+                      ).returncode == 1  # fmt: skip
+
+    # "gone" is dropped from the feeds file: removed, not failing forever
+    only_ok = tmp_path / "ok.yaml"
+    only_ok.write_text("feeds:\n  - name: ok\n    url: https://example.org/ok.xml\n"
+                       "  - name: brand-new\n    url: https://example.org/new.xml\n")  # fmt: skip
+    before = ingest("status", "--store", str(store), "--fail-on-problems")
+    assert before.returncode == 3 and re.search(r"^gone\s+failing", before.stdout, re.M)
+    assert re.search(r"^gone\s+failing .*http_404: http://127.0.0.1:\d+/gone.xml answered 404$",
+                     before.stdout, re.M)  # fmt: skip
+    after = ingest("status", "--store", str(store), "--feeds", str(only_ok), "--all",
+                   "--fail-on-problems")  # fmt: skip
+    assert after.returncode == 0, after.stdout
+    assert re.search(r"^gone\s+removed", after.stdout, re.M)
+    assert re.search(r"^brand-new\s+new", after.stdout, re.M)
+    assert "3 feeds: 0 failing, 0 stale, 1 ok, 1 removed, 1 new" in after.stdout
+
+
 # ------------------------------------------------------------------ faults an operator meets
 
 

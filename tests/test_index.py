@@ -1,11 +1,23 @@
-"""The daily latest-news index: membership, dedup, renderings, late arrivals, determinism."""
+"""The daily latest-news index: membership, dedup, renderings, late arrivals, determinism,
+and the site around the day pages (day list, day links, feeds, a real browser)."""
 
 from __future__ import annotations
 
 import io
 import json
+import posixpath
+import re
+import shutil
+import struct
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
+import zlib
 from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 import pyarrow.parquet as pq
@@ -15,9 +27,11 @@ from ingest import ids, index, schema
 from ingest.extract import fingerprints
 from ingest.lake import CommitRequest, Lake, PartWriter
 from ingest.report import RunReport
-from ingest.store import Store
+from ingest.store import LocalStore, Store
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[1]
 
 DAY = date(2025, 12, 18)
 BODY = " ".join(f"Sentence {i} about the harbour strike and the wage talks." for i in range(60))
@@ -160,7 +174,7 @@ def test_rebuild_is_deterministic(store: Store) -> None:
     first = {k: store.get_bytes(k) for k in store.list("index/")}
     index.build(store, [DAY])
     assert {k: store.get_bytes(k) for k in store.list("index/")} == first
-    assert len(first) == 4
+    assert len(first) == 4 + 2  # the day's four renderings, the manifest and the day list
 
 
 def test_late_arrivals_and_default_days(store: Store) -> None:
@@ -193,3 +207,431 @@ def test_control_characters_never_make_the_atom_file_invalid(store: Store) -> No
     assert parsed.entries[0].title == "Escape  here"
     html_page = store.get_bytes(f"index/date={DAY.isoformat()}/latest-news.html")
     assert b"\x1b" not in html_page and b"\x07" not in html_page
+
+
+# ---------------------------------------------------------------------------- the site
+
+D = timedelta(days=1)
+CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{index.CSP}">'
+VIEWPORT_META = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+
+
+def day_key(day: date, name: str = "latest-news.html") -> str:
+    return f"index/date={day.isoformat()}/{name}"
+
+
+def day_page(store: Store, day: date = DAY) -> str:
+    return store.get_bytes(day_key(day)).decode()
+
+
+def nav(page: str) -> tuple[str | None, str | None]:
+    """(previous, next) day a day page links; header and footer must agree."""
+    found = re.findall(r'<nav class="days".*?</nav>', page, re.S)
+    assert len(found) == 2 and found[0] == found[1], found
+    assert 'href="../index.html"' in found[0]
+    links = [
+        re.search(rf'rel="{rel}" href="\.\./date=([0-9-]+)/latest-news\.html"', found[0])
+        for rel in ("prev", "next")
+    ]
+    return (links[0] and links[0][1], links[1] and links[1][1])
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, and the text of each `.site` span."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.sites: list[str] = []
+        self._in_site = False
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_site = tag == "span" and dict(attrs).get("class") == "site"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_site:
+            self.sites.append(data)
+            self._in_site = False
+
+
+def references(page: str) -> list[str]:
+    """Every URL the page refers to (href and src of any element)."""
+    return [v for _, attrs in Tags(page).tags for k, v in attrs.items() if k in ("href", "src")]
+
+
+def assert_site_links_resolve(store: Store) -> int:
+    """Each relative link of each page names an object that exists; others are http(s)."""
+    checked = 0
+    for key in [k for k in store.list("index/") if k.endswith(".html")]:
+        for ref in references(store.get_bytes(key).decode()):
+            if urlsplit(ref).scheme:
+                assert urlsplit(ref).scheme in ("http", "https"), (key, ref)
+                continue
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(key), ref))
+            assert store.exists(target), f"{key} links {ref}: {target} does not exist"
+            checked += 1
+    return checked
+
+
+def test_day_list_counts_and_order(store: Store) -> None:
+    older, middle = DAY - 2 * D, DAY - D
+    rows = [article(1, published=at(9, older))]
+    rows += [article(n, published=at(8 + n, DAY)) for n in (2, 3, 4)]
+    commit(store, "r1", rows, DAY)
+    commit(store, "r2", [article(n, published=at(n, middle)) for n in (5, 6)], DAY)
+    index.build(store, [DAY, older])
+    index.build(store, [middle])  # a day filled in between
+    manifest = json.loads(store.get_bytes(index.MANIFEST))
+    assert manifest == {
+        "schema_version": 1,
+        "days": {"2025-12-16": 1, "2025-12-17": 2, "2025-12-18": 3},
+    }
+    listed = re.compile(r'<li><a href="date=([0-9-]+)/latest-news\.html">.*?"count">([^<]*)<')
+    home = store.get_bytes(index.HOME).decode()
+    assert listed.findall(home) == [
+        ("2025-12-18", "3 stories"), ("2025-12-17", "2 stories"), ("2025-12-16", "1 story"),
+    ]  # fmt: skip
+    assert "Thursday 18 December 2025" in home and "3 days, newest first" in home
+    # a late arrival changes a count, in place
+    commit(store, "r3", [article(7, published=at(20, older))], DAY + 2 * D)
+    index.build(store)
+    assert json.loads(store.get_bytes(index.MANIFEST))["days"]["2025-12-16"] == 2
+    assert listed.findall(store.get_bytes(index.HOME).decode())[-1] == ("2025-12-16", "2 stories")
+
+
+def test_empty_days_are_listed_with_no_stories(store: Store) -> None:
+    index.build(store, [DAY])
+    assert json.loads(store.get_bytes(index.MANIFEST))["days"] == {"2025-12-18": 0}
+    assert '"count">0 stories<' in store.get_bytes(index.HOME).decode()
+
+
+def test_day_links_follow_new_and_backfilled_days(store: Store) -> None:
+    """A new day relinks its neighbours; a relinked page is byte for byte a rebuilt one."""
+    days = [DAY - 3 * D, DAY - D, DAY, DAY + D]
+    commit(store, "r1", [article(n, published=at(9, d)) for n, d in enumerate(days)], DAY)
+    iso = {d: d.isoformat() for d in days}
+    index.build(store, [DAY])
+    assert nav(day_page(store, DAY)) == (None, None)
+    index.build(store, [DAY + D])  # the next day arrives
+    assert nav(day_page(store, DAY)) == (None, iso[DAY + D])
+    assert nav(day_page(store, DAY + D)) == (iso[DAY], None)
+    index.build(store, [DAY - 3 * D])  # an older day backfilled
+    assert nav(day_page(store, DAY - 3 * D)) == (None, iso[DAY])
+    assert nav(day_page(store, DAY)) == (iso[DAY - 3 * D], iso[DAY + D])
+    assert nav(day_page(store, DAY + D)) == (iso[DAY], None)
+    index.build(store, [DAY - D])  # a gap filled
+    assert nav(day_page(store, DAY - 3 * D)) == (None, iso[DAY - D])
+    assert nav(day_page(store, DAY - D)) == (iso[DAY - 3 * D], iso[DAY])
+    assert nav(day_page(store, DAY)) == (iso[DAY - D], iso[DAY + D])
+    assert assert_site_links_resolve(store) > 0
+    relinked = {k: store.get_bytes(k) for k in store.list("index/")}
+    index.build(store, days)  # every day rebuilt from its articles
+    assert {k: store.get_bytes(k) for k in store.list("index/")} == relinked
+
+
+class Recording:
+    """A store that records what a build lists and reads."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.listed: list[str] = []
+        self.read: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def list(self, prefix: str) -> Any:
+        self.listed.append(prefix)
+        return self.inner.list(prefix)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        self.read.append(key)
+        return self.inner.get_bytes(key)
+
+
+def test_a_build_reads_the_manifest_and_neighbour_pages_only(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cost of a build does not grow with history: no listing, no other day's data,
+    neighbours relinked in place rather than rebuilt."""
+    days = [DAY - D, DAY, DAY + D, DAY + 2 * D]
+    commit(store, "r1", [article(n, published=at(9, d)) for n, d in enumerate(days)], DAY)
+    index.build(store, days[:3])
+    built: list[date] = []
+    build_day = index.build_day
+    monkeypatch.setattr(
+        index, "build_day", lambda s, d, nav=None: built.append(d) or build_day(s, d, nav)
+    )
+    for day, neighbours in ((days[3], [days[2]]), (days[1], [days[0], days[2]])):
+        spy = Recording(store)
+        built.clear()
+        index.build(spy, [day])  # type: ignore[arg-type]
+        assert built == [day]
+        assert [p for p in spy.listed if p.startswith("index")] == []
+        assert sorted(k for k in spy.read if k.startswith("index/")) == sorted(
+            [index.MANIFEST, *(day_key(n) for n in neighbours)]
+        )
+
+
+def test_a_page_without_day_links_is_rebuilt(store: Store) -> None:
+    """A neighbour written before pages had day links (or lost) cannot be relinked in
+    place: it is rebuilt from its articles instead."""
+    commit(store, "r1", [article(n, published=at(9, DAY + n * D)) for n in range(3)], DAY)
+    index.build(store, [DAY, DAY + 2 * D])
+    store.put_bytes(day_key(DAY), b"<!DOCTYPE html><html><body>old page</body></html>")
+    store.delete(day_key(DAY + 2 * D))
+    index.build(store, [DAY + D])
+    assert nav(day_page(store, DAY)) == (None, (DAY + D).isoformat())
+    assert nav(day_page(store, DAY + 2 * D)) == ((DAY + D).isoformat(), None)
+    assert "Story 0" in day_page(store, DAY) and "Story 2" in day_page(store, DAY + 2 * D)
+    assert_site_links_resolve(store)
+
+
+def test_links_resolve_when_a_build_stops_halfway(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit(store, "r1", [article(n, published=at(9, DAY + n * D)) for n in (-1, 0, 1)], DAY)
+    index.build(store, [DAY - D])
+    read_day = index.stories_of_day
+
+    def failing(s: Store, day: date) -> Any:
+        if day == DAY + D:
+            raise OSError("store went away")
+        return read_day(s, day)
+
+    monkeypatch.setattr(index, "stories_of_day", failing)
+    with pytest.raises(OSError):
+        index.build(store, [DAY, DAY + D])
+    assert nav(day_page(store, DAY)) == ((DAY - D).isoformat(), None)  # links what exists
+    assert list(json.loads(store.get_bytes(index.MANIFEST))["days"]) == ["2025-12-17"]
+    assert_site_links_resolve(store)
+    monkeypatch.setattr(index, "stories_of_day", read_day)
+    index.build(store, [DAY, DAY + D])  # the retry completes the site
+    assert nav(day_page(store, DAY)) == ((DAY - D).isoformat(), (DAY + D).isoformat())
+    assert nav(day_page(store, DAY - D)) == (None, DAY.isoformat())
+    assert len(json.loads(store.get_bytes(index.MANIFEST))["days"]) == 3
+
+
+def test_an_unreadable_manifest_restarts_the_day_list(store: Store) -> None:
+    store.put_bytes(index.MANIFEST, b'{"days": {"not a day": 3}}')
+    index.build(store, [DAY])
+    assert json.loads(store.get_bytes(index.MANIFEST))["days"] == {"2025-12-18": 0}
+
+
+def test_json_feed_is_valid_and_linked_from_the_page(store: Store) -> None:
+    rich = article(1, published=at(9), summary="The port closes for a day.")
+    rich.update(
+        authors=["Ann Author", "Bob Writer"],
+        tags=["strike", "ports"],
+        categories=["Economy", "strike"],
+        language="de",
+        site_name="Hafenblatt",
+    )
+    plain = article(2, published=at(10))
+    plain["language"] = None
+    commit(store, "r1", [rich, plain], DAY)
+    index.build(store, [DAY])
+    raw = store.get_bytes(day_key(DAY, "latest-news.json"))
+    feed = json.loads(raw)
+    assert feed["version"] == "https://jsonfeed.org/version/1.1"
+    assert feed["title"] == "Latest news — 2025-12-18" and feed["items"]
+    for field, name in (("home_page_url", "latest-news.html"), ("feed_url", "latest-news.json")):
+        assert feed[field] == name and store.exists(day_key(DAY, name))  # relative, resolves
+    for item in feed["items"]:
+        assert isinstance(item["id"], str) and item["id"]
+        assert item["url"].startswith("https://") and item["title"]
+        assert item.get("content_text") or item.get("summary")
+        assert datetime.fromisoformat(item["date_published"]).tzinfo is not None
+        assert item["authors"] and all(set(a) == {"name"} and a["name"] for a in item["authors"])
+        assert all(not k.startswith("_") or k == "_newsflow" for k in item)  # extensions: "_"
+    newest, older = feed["items"]
+    assert older["authors"] == [{"name": "Ann Author"}, {"name": "Bob Writer"}]
+    assert older["tags"] == ["strike", "ports", "Economy"]
+    assert older["language"] == "de" and older["summary"] == "The port closes for a day."
+    assert older["_newsflow"]["site_name"] == "Hafenblatt"
+    assert newest["authors"] == [{"name": "wire"}]  # no authors, no site name: the feed's name
+    assert "language" not in newest and "tags" not in newest
+    assert newest["content_text"].startswith("Sentence 0 about the topic2")
+    page = day_page(store)
+    alternates = [
+        (a.get("type"), a.get("href"))
+        for tag, a in Tags(page).tags
+        if tag == "link" and a.get("rel") == "alternate"
+    ]
+    assert alternates == [
+        ("application/atom+xml", "latest-news.xml"),
+        ("application/feed+json", "latest-news.json"),
+    ]
+
+
+def test_language_and_site_name_shown_per_story_and_escaped(store: Store) -> None:
+    hostile = article(1, published=at(9), title='"><script>alert(1)</script>')
+    hostile.update(site_name='<script>alert("site")</script> & "Co"', language='en" onclick="x')
+    austrian = article(2, published=at(10))
+    austrian.update(site_name="Der Standard", language="de_AT")
+    unknown = article(3, published=at(11))
+    unknown.update(site_name=None, language=None)
+    commit(store, "r1", [hostile, austrian, unknown], DAY)
+    index.build(store, [DAY])
+    page = day_page(store)
+    assert "<script" not in page and "onclick" not in page
+    assert "&lt;script&gt;alert(&quot;site&quot;)&lt;/script&gt; &amp; &quot;Co&quot;" in page
+    assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    parsed = Tags(page)
+    langs = [a.get("lang") for tag, a in parsed.tags if tag == "li"]
+    assert langs == ["", "de-AT", ""]  # newest first; unknown and invalid tags are ""
+    assert parsed.sites == ["wire", "Der Standard", '<script>alert("site")</script> & "Co"']
+    atom = ET.fromstring(store.get_bytes(day_key(DAY, "latest-news.xml")))
+    atom_langs = [e.get(index.XML_LANG) for e in atom.iter(f"{{{index.ATOM}}}entry")]
+    assert atom_langs == [None, "de-AT", None]
+
+
+def test_publisher_falls_back_to_feed_name_then_host() -> None:
+    url = "https://news.example.org/a/1"
+    assert index.publisher({"site_name": " The  Times ", "source": "t", "canonical_url": url}) == (
+        "The Times"
+    )
+    assert index.publisher({"site_name": None, "source": "times", "canonical_url": url}) == "times"
+    assert index.publisher({"site_name": " ", "source": "", "canonical_url": url}) == (
+        "news.example.org"
+    )
+    assert index.language_tag("en_GB") == "en-GB" and index.language_tag("english!") == ""
+
+
+def test_pages_are_self_contained_and_script_free(store: Store) -> None:
+    commit(store, "r1", [article(n, published=at(9, DAY + n * D)) for n in range(2)], DAY)
+    index.build(store, [DAY, DAY + D])
+    pages = [k for k in store.list("index/") if k.endswith(".html")]
+    assert sorted(pages) == sorted([index.HOME, day_key(DAY), day_key(DAY + D)])
+    for key in pages:
+        page = store.get_bytes(key).decode()
+        assert "<script" not in page.lower() and "javascript:" not in page.lower()
+        assert CSP_META in page and VIEWPORT_META in page
+        assert page.index(CSP_META) < page.index("<title>")  # in force before any content
+        for tag, attrs in Tags(page).tags:
+            assert "src" not in attrs and not any(k.startswith("on") for k in attrs), (tag, attrs)
+            if tag == "link":
+                assert attrs.get("rel") == "alternate" and not urlsplit(attrs["href"]).scheme
+    assert assert_site_links_resolve(store) >= 3 * 2 + 2
+
+
+def test_site_bytes_do_not_depend_on_build_history(store: Store, tmp_path: Path) -> None:
+    """Days built one by one, out of order (relinking neighbours each time), give the very
+    bytes of one build of all days at once, on another store."""
+    days = [DAY + n * D for n in range(-2, 3)]
+    rows = [article(n, published=at(9, d)) for n, d in enumerate(days)]
+    other = LocalStore(tmp_path / "other")
+    for target in (store, other):
+        commit(target, "r1", rows, DAY)
+    for day in (days[2], days[4], days[0], days[3], days[1]):
+        index.build(store, [day])
+    index.build(other, days)
+    site = {k: store.get_bytes(k) for k in store.list("index/")}
+    assert site == {k: other.get_bytes(k) for k in other.list("index/")}
+    assert len(site) == 5 * 4 + 2
+
+
+# ---------------------------------------------------------------------------- a real browser
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail(
+            "chromium is not installed: this test renders the index pages in headless "
+            "Chromium. Install the Debian package `chromium` (scripts/system_deps.sh does).",
+            pytrace=False,
+        )
+    return found
+
+
+def dump_dom(page: Path, profile: Path) -> str:
+    """The DOM Chromium built from `page`, after any script it let run."""
+    result = subprocess.run(
+        [
+            chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+            f"--user-data-dir={profile}", "--dump-dom", page.as_uri(),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout, result.stderr
+    return result.stdout
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a well-formed PNG: signature, CRCs, IHDR first, IEND last, and
+    image data that inflates to exactly its rows. Fails on a blank (single colour) one."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    at, chunks, idat = 8, [], b""
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in {kind!r}"
+        chunks.append(kind)
+        idat += body if kind == b"IDAT" else b""
+        at += 12 + length
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND" and b"IDAT" in chunks
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    pixels = zlib.decompress(idat)
+    assert depth == 8 and len(pixels) == height * (1 + width * channels)
+    assert len(set(pixels)) > 16, "the screenshot is blank"
+    return width, height
+
+
+@pytest.mark.slow
+def test_site_renders_in_headless_chromium(tmp_path: Path) -> None:
+    chromium()  # fails, not skips, when missing
+    store = LocalStore(tmp_path / "store")
+    days = [DAY - D, DAY, DAY + D]
+    rows = [
+        article(10 * k + n, published=at(8 + n, day))
+        for k, day in enumerate(days)
+        for n in range(k + 2)
+    ]
+    rows[-1].update(site_name='Die <Zeitung> & "Co"', language="de", title="Hafen <b>zu</b>")
+    commit(store, "r1", rows, DAY)
+    index.build(store, days)
+    site = tmp_path / "store" / "index"
+    newest = site / f"date={days[-1].isoformat()}" / "latest-news.html"
+
+    # screenshots at a phone and a desktop size, through the script that documents them
+    shots = tmp_path / "shots"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "screenshot_index.py"), str(site), "--out",
+         str(shots)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = {
+        f"{name}-{w}x{h}.png": (w, h)
+        for name in ("index", f"day-{days[-1].isoformat()}")
+        for w, h in ((412, 900), (1280, 900))
+    }
+    assert sorted(p.name for p in shots.iterdir()) == sorted(expected)
+    for name, size in expected.items():
+        assert png_size((shots / name).read_bytes()) == size, name
+
+    # the DOM Chromium renders is the page: headings, stories, escaped values, no script
+    profile = tmp_path / "profile"
+    dom = dump_dom(newest, profile)
+    assert "<h1>Latest news<small>" in dom and "Friday 19 December 2025" in dom
+    assert "Hafen &lt;b&gt;zu&lt;/b&gt;" in dom and 'Die &lt;Zeitung&gt; &amp; "Co"' in dom
+    assert '<li lang="de">' in dom and "<script" not in dom and "<b>" not in dom
+    home = dump_dom(site / "index.html", profile)
+    assert re.findall(r'href="date=([0-9-]+)/', home) == [d.isoformat() for d in reversed(days)]
+    assert "<script" not in home
+
+    # the CSP really stops scripts: an injected one runs only once the CSP meta is removed
+    probe = '<script>document.documentElement.setAttribute("data-ran", "yes")</script>'
+    injected = newest.read_text("utf-8").replace("<body>", "<body>" + probe, 1)
+    (tmp_path / "with-csp.html").write_text(injected, "utf-8")
+    (tmp_path / "without-csp.html").write_text(injected.replace(CSP_META, ""), "utf-8")
+    assert 'data-ran="yes"' not in dump_dom(tmp_path / "with-csp.html", profile)
+    assert 'data-ran="yes"' in dump_dom(tmp_path / "without-csp.html", profile)
+
+    assert assert_site_links_resolve(store) > 0

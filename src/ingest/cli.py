@@ -169,6 +169,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
         where = store.url_for(result.keys[0].rsplit("/", 1)[0])
         print(f"{result.day}: {result.stories} stories{merged} -> {where}/latest-news.*")
+    if results:
+        print(f"day list -> {store.url_for('index/index.html')}")
     return 0
 
 

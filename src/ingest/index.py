@@ -1,9 +1,13 @@
-"""The daily latest-news index: one list per UTC day, in four renderings.
+"""The daily latest-news index: one list per UTC day, in four renderings, as a small site.
 
 A story belongs to day D when its publication time (UTC) falls on D, or its fetch time
 when page and feed gave no date. Syndicated copies (same content hash, or SimHash within
 NEAR_DUPLICATE_BITS) appear once, with the other sources listed. Rebuilding is
 deterministic: nothing in the output depends on when it was built.
+
+The day pages form a browsable site: `index/index.html` lists the days, each day page links
+the previous and next day. Both come from one small manifest, `index/days.json` (day ->
+story count), so a build never lists `index/` or reads other days' data.
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ import html
 import io
 import json
 import logging
+import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -34,9 +42,12 @@ NEAR_DUPLICATE_BITS = 3
 SUMMARY_CHARS = 300
 STATE = "_state/index.json"
 NAMES = ("latest-news.parquet", "latest-news.json", "latest-news.xml", "latest-news.html")
+MANIFEST = "index/days.json"  # day -> story count of every day with an index
+HOME = "index/index.html"  # the list of days, rendered from the manifest alone
 _COLUMNS = [
     "article_id", "canonical_url", "source", "title", "published_at", "published_at_source",
-    "fetched_at", "language", "summary", "text", "content_sha256", "simhash",
+    "fetched_at", "language", "summary", "text", "content_sha256", "simhash", "site_name",
+    "authors", "tags", "categories",
 ]  # fmt: skip
 
 
@@ -48,8 +59,23 @@ class IndexResult:
     keys: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Nav:
+    """The neighbouring days that have an index: `prev` older, `next` newer."""
+
+    prev: date | None = None
+    next: date | None = None
+
+
 def index_prefix(day: date) -> str:
     return f"index/date={day.isoformat()}/"
+
+
+def neighbours(days: Iterable[date], day: date) -> Nav:
+    """The closest indexed days before and after `day` (which need not be indexed)."""
+    ordered = sorted(set(days) - {day})
+    at = bisect_left(ordered, day)
+    return Nav(ordered[at - 1] if at else None, ordered[at] if at < len(ordered) else None)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -145,6 +171,25 @@ def _clusters(rows: list[dict[str, Any]]) -> list[list[int]]:
     return list(groups.values())
 
 
+def publisher(row: dict[str, Any]) -> str:
+    """Who published it, for readers: the site's own name when the page gave one, else the
+    feed's name from the feeds file, else the URL's host."""
+    for value in (row.get("site_name"), row.get("source")):
+        if value and value.strip():
+            return " ".join(value.split())
+    url = row.get("canonical_url") or row.get("url") or ""
+    return urlsplit(url).hostname or url
+
+
+def _unique(values: Iterable[str | None]) -> list[str]:
+    """Non-blank values, whitespace collapsed, first occurrence kept (order is the input's)."""
+    seen: dict[str, None] = {}
+    for value in values:
+        if value and value.strip():
+            seen.setdefault(" ".join(value.split()), None)
+    return list(seen)
+
+
 def build_entries(table: pa.Table) -> list[dict[str, Any]]:
     """Rows of the index schema, newest first, one per story."""
     rows = table.to_pylist()
@@ -167,6 +212,10 @@ def build_entries(table: pa.Table) -> list[dict[str, Any]]:
                 "other_sources": sorted({r["source"] for r in others} - {shown["source"]}),
                 "other_article_ids": sorted(r["article_id"] for r in others),
                 "schema_version": schema.index().version,
+                # for the renderings only (not in the Parquet schema):
+                "site_name": publisher(shown),
+                "authors": _unique(shown.get("authors") or []),
+                "tags": _unique([*(shown.get("tags") or []), *(shown.get("categories") or [])]),
             }
         )
     entries.sort(key=lambda e: (-e["published_at"].timestamp(), e["article_id"]))
@@ -192,37 +241,64 @@ def render_parquet(entries: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def language_tag(value: str | None) -> str:
+    """A BCP 47 tag for `lang`, or "" (unknown): a wrong tag would make screen readers and
+    hyphenation treat the text as another language, an unknown one only loses a hint."""
+    tag = (value or "").strip().replace("_", "-")
+    return tag if _LANGUAGE_TAG.fullmatch(tag) else ""
+
+
+def _safe_href(url: str) -> str | None:
+    return url if url.lower().startswith(("http://", "https://")) else None
+
+
 def render_json_feed(day: date, entries: list[dict[str, Any]]) -> bytes:
-    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1); our extras live under _newsflow."""
+    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1); our extras live under _newsflow.
+
+    home_page_url and feed_url are relative (the day's page and this file, next to it): the
+    store knows no public base URL, and a reader resolves them against where it got the
+    feed. Item URLs are given only for http(s), like the links of the HTML page."""
     items = []
     for e in entries:
-        item: dict[str, Any] = {
-            "id": e["article_id"],
-            "url": e["url"],
-            "title": e["title"] or e["url"],
-            "date_published": _iso(e["published_at"]),
-            "authors": [{"name": e["source"]}],
-            "_newsflow": {"rank": e["rank"], "source": e["source"],
-                          "other_sources": e["other_sources"]},
-        }  # fmt: skip
+        item: dict[str, Any] = {"id": e["article_id"]}
+        if _safe_href(e["url"]):
+            item["url"] = e["url"]
+        item["title"] = e["title"] or e["url"]
         if e["summary"]:
             item["summary"] = e["summary"]
             item["content_text"] = e["summary"]
         else:
             item["content_text"] = e["title"] or e["url"]
-        if e["language"]:
-            item["language"] = e["language"]
+        item["date_published"] = _iso(e["published_at"])
+        item["authors"] = [{"name": name} for name in e["authors"] or [e["site_name"]]]
+        if language_tag(e["language"]):
+            item["language"] = language_tag(e["language"])
+        if e["tags"]:
+            item["tags"] = e["tags"]
+        item["_newsflow"] = {
+            "rank": e["rank"],
+            "source": e["source"],
+            "site_name": e["site_name"],
+            "other_sources": e["other_sources"],
+        }
         items.append(item)
     doc = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": f"Latest news — {day.isoformat()}",
+        "home_page_url": NAMES[3],
+        "feed_url": NAMES[1],
         "description": "Stories published on this day (UTC), newest first.",
+        "authors": [{"name": "newsflow"}],
         "items": items,
     }
     return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
 
 
 ATOM = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
 def render_atom(day: date, entries: list[dict[str, Any]]) -> bytes:
@@ -234,11 +310,14 @@ def render_atom(day: date, entries: list[dict[str, Any]]) -> bytes:
     feed = ET.Element(f"{{{ATOM}}}feed")
     _text(feed, "id", f"urn:newsflow:index:{day.isoformat()}")
     _text(feed, "title", f"Latest news — {day.isoformat()}")
+    ET.SubElement(feed, f"{{{ATOM}}}link", rel="alternate", type="text/html", href=NAMES[3])
     newest = entries[0]["published_at"] if entries else datetime.combine(day, time(), UTC)
     _text(feed, "updated", _iso(newest))
     _text(ET.SubElement(feed, f"{{{ATOM}}}author"), "name", "newsflow")
     for e in entries:
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
+        if language_tag(e["language"]):
+            entry.set(XML_LANG, language_tag(e["language"]))
         _text(entry, "id", f"urn:newsflow:article:{e['article_id']}")
         _text(entry, "title", e["title"] or e["url"])
         ET.SubElement(entry, f"{{{ATOM}}}link", rel="alternate", href=xml_safe(e["url"]))
@@ -258,60 +337,203 @@ def _text(parent: ET.Element, tag: str, value: str) -> ET.Element:
     return element
 
 
-_CSS = """body{font:16px/1.45 Georgia,serif;max-width:46rem;margin:2rem auto;padding:0 1rem;
-color:#1a1a1a}h1{font:700 1.6rem Helvetica,Arial,sans-serif;border-bottom:3px solid #1a1a1a;
-padding-bottom:.4rem}ol{list-style:none;padding:0}li{padding:.8rem 0;border-bottom:1px solid
-#ddd}li a{font:700 1.1rem Helvetica,Arial,sans-serif;color:#0b3d91;text-decoration:none}
-li a:hover{text-decoration:underline}.meta{color:#666;font-size:.85rem;margin:.2rem 0}
-.also{color:#666;font-size:.8rem}p{margin:.3rem 0}.empty{color:#666}"""
+# The pages run no script and load nothing: a stray <script> or <img onerror> that escaping
+# ever missed would still not run. base-uri/form-action are not covered by default-src.
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+_CSS = """:root{--fg:#1a1a1a;--bg:#fff;--muted:#5c5c5c;--link:#0b3d91;--rule:#ddd}
+@media (prefers-color-scheme:dark){:root{--fg:#e6e6e6;--bg:#141414;--muted:#a3a3a3;
+--link:#8ab4f8;--rule:#333}}
+*{box-sizing:border-box}
+body{font:16px/1.45 Georgia,serif;max-width:46rem;margin:0 auto;padding:1rem 1rem 2rem;
+color:var(--fg);background:var(--bg);overflow-wrap:break-word}
+h1{font:700 1.6rem/1.2 Helvetica,Arial,sans-serif;border-bottom:3px solid var(--fg);
+padding-bottom:.4rem;margin:.5rem 0}
+h1 small{display:block;font-size:1rem;font-weight:400;color:var(--muted);margin-top:.2rem}
+ol{list-style:none;padding:0;margin:0}li{padding:.8rem 0;border-bottom:1px solid var(--rule)}
+a{color:var(--link)}li>a{font:700 1.1rem/1.3 Helvetica,Arial,sans-serif;text-decoration:none}
+li>a:hover{text-decoration:underline}p{margin:.3rem 0}
+.meta,.also,.empty,footer p{color:var(--muted);font-size:.85rem}
+nav{display:flex;gap:.5rem;margin:.6rem 0;font:.95rem Helvetica,Arial,sans-serif}
+nav>*{flex:1 1 0;padding:.6rem 0}nav .all{text-align:center}nav .next{text-align:right}
+.count{color:var(--muted);white-space:nowrap}
+@media (max-width:30rem){body{font-size:15px;padding:.5rem .75rem 1.5rem}
+h1{font-size:1.35rem}nav{font-size:.9rem}}"""
 
 
-def _safe_href(url: str) -> str | None:
-    return url if url.lower().startswith(("http://", "https://")) else None
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")  # fmt: skip
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-def render_html(day: date, entries: list[dict[str, Any]]) -> bytes:
-    """A self-contained page; every value is escaped, links only for http(s) URLs."""
+def _long_day(day: date) -> str:
+    """'Thursday 18 December 2025' in English whatever the locale: strftime's names follow
+    LC_TIME, and the same rows must give the same bytes on every machine."""
+    return f"{_WEEKDAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
 
-    def esc(value: str) -> str:
-        return html.escape(xml_safe(value))
 
+def _short_day(day: date) -> str:
+    return f"{day.day} {_MONTHS[day.month - 1][:3]} {day.year}"
+
+
+def _count(stories: int) -> str:
+    return f"{stories} story" if stories == 1 else f"{stories} stories"
+
+
+def _esc(value: str) -> str:
+    return html.escape(xml_safe(value))
+
+
+def _page(title: str, head: str, body: str) -> bytes:
+    """The frame every page shares: self-contained, readable on a phone, no script."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="color-scheme" content="light dark">\n'
+        f"<title>{title}</title>\n{head}<style>{_CSS}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    ).encode()
+
+
+def _day_page_href(day: date) -> str:
+    return f"date={day.isoformat()}/{NAMES[3]}"
+
+
+# Escaped content never holds a raw "<", so this only ever matches the nav we wrote.
+_NAV = re.compile(r'<nav class="days".*?</nav>', re.S)
+
+
+def _nav_html(nav: Nav) -> str:
+    """Links to the neighbouring days and the day list: the only part of a day page that
+    depends on other days."""
+    older = (
+        f'<a class="prev" rel="prev" href="../{_day_page_href(nav.prev)}">← '
+        f'<time datetime="{nav.prev.isoformat()}">{_short_day(nav.prev)}</time></a>'
+        if nav.prev
+        else '<span class="prev"></span>'
+    )
+    newer = (
+        f'<a class="next" rel="next" href="../{_day_page_href(nav.next)}">'
+        f'<time datetime="{nav.next.isoformat()}">{_short_day(nav.next)}</time> →</a>'
+        if nav.next
+        else '<span class="next"></span>'
+    )
+    return (
+        f'<nav class="days" aria-label="Other days">{older}'
+        f'<a class="all" href="../index.html">All days</a>{newer}</nav>'
+    )
+
+
+def render_html(day: date, entries: list[dict[str, Any]], nav: Nav | None = None) -> bytes:
+    """A self-contained page; every value is escaped, links only for http(s) URLs. Each
+    story carries its language (`lang`, "" when unknown) and its publisher's name."""
     items = []
     for e in entries:
-        title = esc(e["title"] or e["url"])
+        title = _esc(e["title"] or e["url"])
         href = _safe_href(e["url"])
-        headline = f'<a href="{esc(href)}">{title}</a>' if href else title
+        headline = f'<a href="{_esc(href)}" dir="auto">{title}</a>' if href else title
         when = e["published_at"].astimezone(UTC)
         meta = (
-            f'<p class="meta">{esc(e["source"])} · <time datetime="{_iso(when)}">'
-            f"{when.strftime('%d %b %Y, %H:%M')} UTC</time></p>"
+            f'<p class="meta"><span class="site" dir="auto">{_esc(e["site_name"])}</span> · '
+            f'<time lang="en" datetime="{_iso(when)}">'
+            f"{_short_day(when.date())}, {when:%H:%M} UTC</time></p>"
         )
-        summary = f"<p>{esc(e['summary'])}</p>" if e["summary"] else ""
+        summary = f'<p dir="auto">{_esc(e["summary"])}</p>' if e["summary"] else ""
         also = (
-            f'<p class="also">Also from: {esc(", ".join(e["other_sources"]))}</p>'
+            f'<p class="also"><span lang="en">Also from:</span> '
+            f"{_esc(', '.join(e['other_sources']))}</p>"
             if e["other_sources"]
             else ""
         )
-        items.append(f"<li>{headline}{meta}{summary}{also}</li>")
+        lang = _esc(language_tag(e["language"]))
+        items.append(f'<li lang="{lang}">{headline}{meta}{summary}{also}</li>')
+    stories = (
+        '<ol class="stories">\n' + "\n".join(items) + "\n</ol>"
+        if items
+        else '<p class="empty">No stories for this day.</p>'
+    )
+    links = _nav_html(nav or Nav())
+    head = (
+        f'<link rel="alternate" type="application/atom+xml" title="Atom feed" href="{NAMES[2]}">\n'
+        f'<link rel="alternate" type="application/feed+json" title="JSON Feed" href="{NAMES[1]}">\n'
+    )
     body = (
-        f"<ol>{''.join(items)}</ol>" if items else '<p class="empty">No stories for this day.</p>'
+        f'<header><h1>Latest news<small><time datetime="{day.isoformat()}">'
+        f"{_long_day(day)}</time></small></h1>\n"
+        f'<p class="meta">{_count(len(entries))}, newest first (UTC)</p>\n{links}</header>\n'
+        f"<main>\n{stories}\n</main>\n<footer>{links}\n"
+        f'<p>This day as <a type="application/atom+xml" href="{NAMES[2]}">Atom</a> · '
+        f'<a type="application/feed+json" href="{NAMES[1]}">JSON Feed</a> · '
+        f'<a href="{NAMES[0]}">Parquet</a></p></footer>'
     )
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Latest news — {day.isoformat()}</title><style>{_CSS}</style></head>"
-        f'<body><h1>Latest news</h1><p class="meta">{day.strftime("%d %B %Y")} · '
-        f"{len(entries)} stories, newest first</p>{body}</body></html>\n"
+    return _page(f"Latest news — {day.isoformat()}", head, body)
+
+
+def relink(page: bytes, nav: Nav) -> bytes | None:
+    """The day page with its day links replaced by `nav`, or None when it holds no links to
+    replace (a page from before they existed, or not one of ours): rebuild the day then."""
+    try:
+        text = page.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    patched, found = _NAV.subn(lambda _: _nav_html(nav), text)
+    return patched.encode("utf-8") if found == 2 else None
+
+
+def render_home(days: dict[date, int]) -> bytes:
+    """`index/index.html`: every indexed day, newest first, with its story count."""
+    rows = [
+        f'<li><a href="{_day_page_href(day)}"><time datetime="{day.isoformat()}">'
+        f"{_long_day(day)}</time></a> · "
+        f'<span class="count">{_count(days[day])}</span></li>'
+        for day in sorted(days, reverse=True)
+    ]
+    listing = (
+        '<ol class="day-list">\n' + "\n".join(rows) + "\n</ol>"
+        if rows
+        else '<p class="empty">No day has an index yet.</p>'
     )
-    return page.encode("utf-8")
+    body = (
+        f"<header><h1>Latest news<small>{len(days)} {'day' if len(days) == 1 else 'days'}, "
+        "newest first (UTC)</small></h1></header>\n"
+        f"<main>\n{listing}\n</main>\n<footer><p>Each day's page links its Atom feed, "
+        "JSON Feed and Parquet file.</p></footer>"
+    )
+    return _page("Latest news — all days", "", body)
 
 
 # ---------------------------------------------------------------------------- writing
 
 
-def build_day(store: Store, day: date) -> IndexResult:
+def read_manifest(store: Store) -> dict[date, int]:
+    """Day -> story count of every indexed day (`index/days.json`). An unreadable manifest
+    (edited by hand, say) is logged and started afresh rather than stopping every build:
+    it only lists what the day pages hold, and rebuilding a day lists it again."""
+    raw = store.get_bytes(MANIFEST)
+    if raw is None:
+        return {}
+    try:
+        days = {date.fromisoformat(k): v for k, v in json.loads(raw)["days"].items()}
+        if not all(type(v) is int and v >= 0 for v in days.values()):
+            raise ValueError("story counts must be non-negative integers")
+        return days
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("index: %s is unreadable (%s); the day list restarts", MANIFEST, exc)
+        return {}
+
+
+def render_manifest(days: dict[date, int]) -> bytes:
+    doc = {"schema_version": 1, "days": {d.isoformat(): days[d] for d in sorted(days)}}
+    return json.dumps(doc, indent=1).encode("utf-8") + b"\n"
+
+
+def build_day(store: Store, day: date, nav: Nav | None = None) -> IndexResult:
     """Rebuild one day's index; each object is replaced atomically, readers never see a
-    half-written file."""
+    half-written file. `build` keeps the day list and the neighbours' links in step."""
     table = stories_of_day(store, day)
     entries = build_entries(table)
     prefix = index_prefix(day)
@@ -319,13 +541,58 @@ def build_day(store: Store, day: date) -> IndexResult:
         NAMES[0]: render_parquet(entries),
         NAMES[1]: render_json_feed(day, entries),
         NAMES[2]: render_atom(day, entries),
-        NAMES[3]: render_html(day, entries),
+        NAMES[3]: render_html(day, entries, nav),
     }
     for name, data in outputs.items():
         store.put_bytes(prefix + name, data)
     merged = table.num_rows - len(entries)
     log.info("index %s: %d stories (%d copies merged)", day, len(entries), merged)
     return IndexResult(day, len(entries), merged, tuple(prefix + n for n in outputs))
+
+
+def build_site(store: Store, days: list[date]) -> list[IndexResult]:
+    """Rebuild `days`, then the links around them, the manifest and the day list.
+
+    A new day changes the "next" link of the day before it and the "previous" link of the
+    day after it. Those neighbours are not rebuilt (that would read their articles again):
+    only their nav is re-rendered in place. The page is our own output, its nav sits in
+    <nav class="days"> elements that escaped content cannot imitate, and the nav depends on
+    nothing but the neighbouring days, so a relinked page has the very bytes a rebuild
+    would give. A page with no nav to replace (missing, or older than the nav) is rebuilt.
+
+    The order keeps every relative link resolvable at every moment, even when a build stops
+    halfway: a day page is written linking only to days whose pages exist, neighbours are
+    relinked once the pages they will point to exist, and the manifest and day list come
+    last. Builds run one at a time (the DAG allows one active run): the store has no
+    compare-and-swap for overwrites, so two at once could each drop the other's new day
+    from the manifest; rebuilding that day lists it again."""
+    if not days:
+        return []
+    manifest = read_manifest(store)
+    written: dict[date, Nav] = {}
+    results = []
+    for day in days:
+        nav = neighbours([*manifest, day], day)
+        result = build_day(store, day, nav)
+        manifest[day] = result.stories
+        written[day] = nav
+        results.append(result)
+    around = {d for day in written for d in astuple(neighbours(manifest, day)) if d}
+    for day in sorted(set(written) | around):
+        nav = neighbours(manifest, day)
+        if written.get(day) == nav:
+            continue
+        key = index_prefix(day) + NAMES[3]
+        page = store.get_bytes(key)
+        patched = relink(page, nav) if page is not None else None
+        if patched is None:
+            log.info("index %s: page has no day links to update; rebuilding the day", day)
+            manifest[day] = build_day(store, day, nav).stories
+        elif patched != page:
+            store.put_bytes(key, patched)
+    store.put_bytes(MANIFEST, render_manifest(manifest))
+    store.put_bytes(HOME, render_home(manifest))
+    return results
 
 
 def pending_days(store: Store, today: date | None = None) -> tuple[list[date], int]:
@@ -345,14 +612,15 @@ def pending_days(store: Store, today: date | None = None) -> tuple[list[date], i
 
 
 def build(store: Store, days: list[date] | None = None) -> list[IndexResult]:
-    """Rebuild the given days, or the days touched since the last build."""
+    """Rebuild the given days, or the days touched since the last build, and the site
+    around them (day list, neighbours' links)."""
     store.check()
     Lake(store).recover()
     explicit = days is not None
     head = -1
     if not explicit:
         days, head = pending_days(store)
-    results = [build_day(store, day) for day in days or []]
+    results = build_site(store, list(days or []))
     if not explicit:
         store.put_bytes(STATE, json.dumps({"version": head}).encode())
     return results
