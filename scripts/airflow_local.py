@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         print(f"demo site   {site}  (feeds: {feeds})")
         print(f"S3          {s3.endpoint_url}  bucket {BUCKET}, store s3://{BUCKET}/lake")
+        exports = " ".join(f"{k}={v}" for k, v in s3.env().items())
+        print(f"CLI         export {exports}")
+        print(f"            .venv/bin/ingest status --store s3://{BUCKET}/lake --all")
         print(f"Airflow UI  http://127.0.0.1:{args.port}  (log: {args.home / 'standalone.log'})")
         passwords = args.home / "simple_auth_manager_passwords.json.generated"
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -93,9 +94,11 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
     from ingest.store import open_store
 
     endpoint, bucket = s3_bucket
-    with FixtureServer().running() as srv:
+    # two publishers (hosts), so the feeds make two shards
+    with FixtureServer().running() as one, FixtureServer("127.0.0.2").running() as two:
         feeds_yaml = "feeds:\n"
         for f in range(3):
+            srv = one if f < 2 else two
             items = []
             for i in range(2):
                 n = f * 10 + i
@@ -128,14 +131,18 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
             from airflow.utils.session import create_session
             bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
             run = bag.get_dag("news_ingest").test(run_conf={"shards": 2})
-            states = {ti.task_id + str(ti.map_index): str(ti.state)
-                      for ti in run.get_task_instances()}
+            tis = run.get_task_instances()
+            states = {ti.task_id + str(ti.map_index): str(ti.state) for ti in tis}
+            labels = sorted(ti.rendered_map_index for ti in tis if ti.task_id == "ingest_shard")
+            commit = next(ti for ti in tis if ti.task_id == "commit")
+            counters = commit.xcom_pull(task_ids="commit", key="counters")
             with create_session() as session:
                 events = [(e.asset.name, e.extra) for e in session.query(AssetEvent).all()]
             dates = events[0][1]["dates"] if events else []
             index_run = bag.get_dag("news_daily_index").test(run_conf={"dates": dates})
             upkeep = bag.get_dag("news_maintenance").test(run_conf={"retention_hours": 1})
             print(json.dumps({"state": str(run.state), "states": states, "events": events,
+                              "labels": labels, "counters": counters,
                               "index_state": str(index_run.state),
                               "maintenance_state": str(upkeep.state)}))
             """,
@@ -144,9 +151,14 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
         )
     assert got["state"].endswith("success"), got
     assert sum(k.startswith("ingest_shard") for k in got["states"]) == 2
+    assert got["labels"] == ["af-0 +1", "af-2"]  # shards named by their feeds
+    assert got["states"]["feed_health-1"].endswith("success")
+    counters = got["counters"]
+    assert counters["articles_written"] == 6 and counters["feeds_failed"] == 0
+    assert counters["feeds_total"] == 3 and counters["entries_seen"] == 6
     article_events = [extra for name, extra in got["events"] if name == "newsflow_articles"]
     assert article_events == [{"dates": ["2025-12-18"], "run_id": article_events[0]["run_id"],
-                               "articles": 6}]  # fmt: skip
+                               "articles": 6, "counters": counters}]  # fmt: skip
     assert got["index_state"].endswith("success")
     assert got["maintenance_state"].endswith("success")
     store = open_store(f"s3://{bucket}/lake")
@@ -174,3 +186,6 @@ def test_real_scheduler_asset_event_triggers_the_index(tmp_path: Path) -> None:
     log = (tmp_path / "standalone.log").read_text(errors="replace")[-4000:]
     assert result.returncode == 0, (result.stdout, result.stderr[-2000:], log)
     assert "news_daily_index ran on the newsflow_articles asset event" in result.stdout
+    # the CLI can be pointed at the same store
+    assert re.search(r"export AWS_ENDPOINT_URL=http://127.0.0.1:\d+ AWS_ACCESS_KEY_ID=\S+ "
+                     r"AWS_SECRET_ACCESS_KEY=\S+", result.stdout)  # fmt: skip
