@@ -46,6 +46,16 @@ def airflow_env(home: Path, port: int, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def start_standalone(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`airflow db migrate`, then `airflow standalone` in its own session (so `stop` can end
+    every process it started), logging to `log_path`."""
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True,
+                   timeout=600)  # fmt: skip
+    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as airflow
+    return subprocess.Popen(["airflow", "standalone"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
 def dag_runs(dag_id: str, env: dict[str, str]) -> list[dict]:
     """`airflow dags list-runs` as JSON, newest first (log lines may precede the JSON)."""
     result = subprocess.run(
@@ -98,11 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
             "INGEST_WORKERS": "1",
         })  # fmt: skip
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, timeout=600)  # fmt: skip
-        log = open(args.home / "standalone.log", "ab")  # noqa: SIM115 - lives as long as airflow
-        proc = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = start_standalone(env, args.home / "standalone.log")
         print(f"demo site   {site}  (feeds: {feeds})")
         print(f"S3          {s3.endpoint_url}  bucket {BUCKET}, store s3://{BUCKET}/lake")
         exports = " ".join(f"{k}={v}" for k, v in s3.env().items())

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from airflow_local import airflow_env, dag_runs, stop  # noqa: E402
+from airflow_local import airflow_env, dag_runs, start_standalone, stop  # noqa: E402
 
 
 def free_port() -> int:
@@ -151,11 +151,7 @@ def test_failing_feeds_and_a_broken_feeds_file_under_the_scheduler(
             "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
             "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
         })  # fmt: skip
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True,
-                       timeout=600)  # fmt: skip
-        log = (tmp_path / "standalone.log").open("ab")
-        proc = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = start_standalone(env, tmp_path / "standalone.log")
         try:
             first = wait_for_run(env, 1, 420)
             # a typo in the feeds file: the next run must fail at once, not after retries

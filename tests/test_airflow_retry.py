@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from airflow_local import airflow_env, dag_runs, session_processes, stop  # noqa: E402
+from airflow_local import airflow_env, dag_runs, session_processes, start_standalone, stop  # noqa: E402
 
 PAGES_PER_FEED = 4
 
@@ -90,11 +90,7 @@ def test_killed_shard_is_retried_without_duplicates(s3_bucket, tmp_path: Path) -
             "INGEST_WORKERS": "1",
             "INGEST_PER_HOST_CONCURRENCY": "1",
         })  # fmt: skip
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True,
-                       timeout=600)  # fmt: skip
-        log = (tmp_path / "standalone.log").open("ab")
-        proc = subprocess.Popen(["airflow", "standalone"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = start_standalone(env, tmp_path / "standalone.log")
         killed = None
         state = None
         try:
