@@ -57,6 +57,11 @@ DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=30))
             description="Parallel mapped tasks the feeds are split into (at most one "
             "per publisher host).",
         ),
+        "poll_all": Param(
+            False,
+            type="boolean",
+            description="Poll every source now, also those adaptive polling says are not due.",
+        ),
         "max_failed_feeds": Param(
             None,
             type=["null", "integer"],
@@ -123,7 +128,9 @@ def news_ingest() -> None:
         doc_md="Polls this shard's feeds and stages their articles (not yet visible). "
         "Safe to retry: a new attempt stages afresh and only one attempt is committed.",
     )
-    def ingest_shard(spec: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
+    def ingest_shard(
+        spec: dict[str, Any], run_id: str | None = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         from ingest.config import Settings, load_feeds
         from ingest.pipeline import Run
 
@@ -133,7 +140,9 @@ def news_ingest() -> None:
             feeds = [f for f in load_feeds(nf.feeds_file()) if f.name in names]
             # fork: Airflow's task runner is the main module, which workers must not re-import
             settings = Settings.from_env(progress=False, mp_start_method="fork")
-            report = Run(nf.store(), feeds, settings, run_id=run_id, shard=spec["shard"]).stage()
+            poll_all = bool((params or {}).get("poll_all"))
+            shard = spec["shard"]
+            report = Run(nf.store(), feeds, settings, run_id, shard, poll_all).stage()
         if report is None:
             return {"shard": spec["shard"], "count": spec["count"], "already_committed": True}
         log.info(

@@ -7,6 +7,7 @@ be skipped silently.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,11 @@ import pytest
 
 from ingest.embedded_s3 import EmbeddedS3, S3Endpoint
 from ingest.store import LocalStore, Store, open_store
+
+# Most tests run the pipeline several times in a row and mean "poll again": no adaptive
+# polling interval for them, in this process and in every `ingest`/Airflow process they
+# start. The adaptive polling tests set their own interval.
+os.environ.setdefault("INGEST_POLL_MIN_INTERVAL", "0")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ workers share the mapped shard tasks and the engine's invariants hold."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -110,9 +111,13 @@ def test_two_celery_workers_share_the_shards(
 ) -> None:
     endpoint, bucket = s3_bucket
     airflow = str(Path(sys.executable).with_name("airflow"))
-    with FixtureServer().running() as srv:
+    # four publishers (hosts in 127.0.0.0/8): four shards, one per publisher
+    hosts = [FixtureServer(f"127.0.0.{h}") for h in range(1, 5)]
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(h.running()) for h in hosts]
         feeds_yaml = "feeds:\n"
         for f in range(4):
+            srv = servers[f]
             items = []
             for i in range(3):
                 n = f * 10 + i

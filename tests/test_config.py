@@ -30,6 +30,18 @@ def test_valid_feeds_file_with_optional_fields(tmp_path: Path) -> None:
     assert [f.name for f in feeds] == ["world", "econ"]
     assert feeds[1].max_entries == 5 and feeds[1].max_age_days == 2.0
     assert feeds[1].enabled is False and feeds[1].language == "de"
+    assert feeds[0].kind == feeds[1].kind == "auto"  # told by the content
+
+
+def test_kind_says_what_a_source_serves(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "feeds:\n"
+        "  - name: news\n    url: https://news.example/news-sitemap.xml\n    kind: sitemap\n"
+        "  - name: json\n    url: https://news.example/feed.json\n    kind: feed\n"
+        "  - name: any\n    url: https://news.example/x\n    kind: auto\n",
+    )
+    assert [f.kind for f in load_feeds(path)] == ["sitemap", "feed", "auto"]
 
 
 @pytest.mark.parametrize(
@@ -56,6 +68,18 @@ def test_valid_feeds_file_with_optional_fields(tmp_path: Path) -> None:
             "'max_entries' must be a positive integer",
         ),
         ("feeds:\n  - just-a-string\n", "feed #1: expected a mapping"),
+        (
+            "feeds:\n  - name: a\n    url: https://x.example/a\n    kind: sitemaps\n",
+            "feed #1 ('a'): 'kind' must be one of auto, feed, sitemap, got 'sitemaps'",
+        ),
+        (
+            "feeds:\n  - name: a\n    url: https://x.example/a\n    kind: [sitemap]\n",
+            "feed #1 ('a'): 'kind' must be one of auto, feed, sitemap, got ['sitemap']",
+        ),
+        (
+            "feeds:\n  - name: a\n    url: https://x.example/a\n    kind: Sitemap\n",
+            "'kind' must be one of auto, feed, sitemap, got 'Sitemap'",
+        ),
     ],
 )
 def test_bad_feeds_file_names_the_entry(tmp_path: Path, text: str, message: str) -> None:

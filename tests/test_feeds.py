@@ -1,11 +1,22 @@
-"""Feed parsing: RSS 2.0, RSS 1.0, Atom, relative links, broken XML."""
+"""Feed parsing and polling: RSS 2.0, RSS 1.0, Atom, JSON Feed, relative links, broken input."""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
-from ingest.config import Feed
-from ingest.feeds import parse_feed
+import pytest
+from fixture_server import FixtureServer, Route, send_html
+
+from ingest.config import Feed, Settings
+from ingest.feeds import parse_feed, poll
+from ingest.http_client import HttpClient
+from ingest.jsonfeed import json_depth
+from ingest.state import FeedState
 
 FEED = Feed("t", "https://news.example/feeds/main.xml")
 
@@ -87,3 +98,202 @@ def test_broken_xml_is_a_feed_failure_not_an_exception() -> None:
 def test_html_page_instead_of_feed_fails() -> None:
     result = parse_feed(b"<html><body><p>Welcome</p></body></html>", FEED, FEED.url, "text/html")
     assert result.status == "failed"
+
+
+# ------------------------------------------------------------------ JSON Feed
+
+JSON_11 = {
+    "version": "https://jsonfeed.org/version/1.1",
+    "title": "Ledger",
+    "home_page_url": "https://news.example/",
+    "feed_url": "https://news.example/feeds/main.json",
+    "language": "de",
+    "authors": [{"name": "Desk"}],
+    "items": [
+        {
+            "id": "1",
+            "url": "/a/1",
+            "title": "  First   story ",
+            "content_html": "<p>Lead <b>text</b> &amp; more</p>",
+            "date_published": "2025-12-18T10:15:00+02:00",
+            "date_modified": "2025-12-18T11:00:00Z",
+            "authors": [{"name": "Jane Doe"}, {"url": "https://x.example/nameless"}],
+            "tags": ["World", 7, " "],
+            "language": "en-GB",
+        },
+        {
+            "id": "2",
+            "external_url": "stories/2",
+            "title": "Second",
+            "summary": "The summary",
+            "content_text": "Not the summary",
+            "date_published": "yesterday",
+        },
+        {"id": "3", "title": "No link", "content_text": "Only text"},
+    ],
+}
+
+JSON_10 = {
+    "version": "https://jsonfeed.org/version/1",
+    "title": "Old",
+    "author": {"name": "Feed Author"},
+    "items": [
+        {
+            "id": "a",
+            "url": "https://news.example/old/a",
+            "title": "Old style",
+            "author": {"name": "Item Author"},
+            "date_published": "2025-12-17T08:00:00Z",
+        },
+        {"id": "b", "url": "/old/b", "date_published": "2025-12-16"},
+    ],
+}
+
+
+def jsonfeed(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc).encode("utf-8")
+
+
+def test_json_feed_11_fields_relative_links_authors_dates_language() -> None:
+    result = parse_feed(jsonfeed(JSON_11), FEED, FEED.url, "text/plain")
+    assert (result.status, result.kind, result.malformed) == ("ok", "json", None)
+    first, second, third = result.entries  # dated newest first, then the undated
+    assert first.link == "https://news.example/a/1"
+    assert first.title == "First story"
+    assert first.summary == "Lead text & more"  # content_html without tags: no summary given
+    assert first.published == datetime(2025, 12, 18, 8, 15, tzinfo=UTC)
+    assert first.updated == datetime(2025, 12, 18, 11, 0, tzinfo=UTC)
+    assert first.authors == ["Jane Doe"] and first.categories == ["World"]
+    assert first.language == "en-GB"  # the item's own, over the feed's
+    # relative to the feed's own feed_url, as a reference in a document is
+    assert second.link == "https://news.example/feeds/stories/2"
+    assert second.summary == "The summary" and second.published is None  # a bad date
+    assert second.authors == ["Desk"]  # the feed's authors when the item names none
+    assert second.language == "de"  # the feed's language, over the feeds file's
+    assert third.link is None and third.summary == "Only text"
+
+
+def test_json_feed_10_author_objects_and_fallbacks() -> None:
+    feed = Feed("old", "https://news.example/old.json", language="fr")
+    result = parse_feed(jsonfeed(JSON_10), feed, feed.url, "application/json")
+    a, b = result.entries
+    assert a.authors == ["Item Author"] and b.authors == ["Feed Author"]
+    assert b.link == "https://news.example/old/b"  # no feed_url/home_page_url: the fetch URL
+    assert b.published == datetime(2025, 12, 16, tzinfo=UTC)
+    assert a.language == b.language == "fr"  # 1.0 has no language: the feeds file's
+
+
+def test_json_feed_keeps_the_newest_max_entries() -> None:
+    items = [
+        {"id": str(i), "url": f"/s/{i}", "date_published": f"2025-12-{10 + i:02d}T00:00:00Z"}
+        for i in (3, 1, 4, 0, 2)
+    ]
+    doc = {"version": "https://jsonfeed.org/version/1.1", "items": items}
+    feed = Feed("t", "https://news.example/f.json", max_entries=2)
+    result = parse_feed(jsonfeed(doc), feed, feed.url, "application/feed+json")
+    assert [e.link for e in result.entries] == [
+        "https://news.example/s/4",
+        "https://news.example/s/3",
+    ]
+    assert result.entries_dropped == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": [', "malformed JSON: "),
+        (b'{"version": "https://jsonfeed.org/version/1", "title": "x",}', "at line 1 column"),
+        (b"\xef\xbb\xbf{\xff\xfe}", "malformed JSON"),
+        (b'{"items": []}', "not a JSON Feed"),
+        (b'{"version": "https://example.org/v1", "items": []}', "not a JSON Feed"),
+        (b"[1, 2, 3]", "not a JSON Feed"),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": {}}', '"items" list'),
+        (b'{"version": "https://jsonfeed.org/version/1", "x": ' + b"[" * 60 + b"]" * 60 + b"}",
+         "nested deeper than 50"),
+    ],
+)  # fmt: skip
+def test_bad_json_is_a_failed_feed_with_a_clear_detail(body: bytes, detail: str) -> None:
+    result = parse_feed(body, FEED, FEED.url, "application/json")
+    assert result.status == "failed" and result.error.reason == "feed_parse_error"
+    assert detail in result.error.detail and FEED.url in result.error.detail
+    assert "\n" not in result.error.detail
+
+
+def test_json_depth_is_counted_outside_strings() -> None:
+    assert json_depth('{"a": "[[[[[[{{{{", "b": [[1], {"c": [2]}]}') == 4
+    assert json_depth("[]" * 100_000) == 1
+    started = time.monotonic()
+    assert json_depth("[" * 5_000_000) == 5_000_000
+    assert time.monotonic() - started < 5
+
+
+# ------------------------------------------------------------------ polling over HTTP
+
+
+def loopback_settings(**kw: Any) -> Settings:
+    base: dict[str, Any] = {
+        "allow_networks": ["127.0.0.0/8"],
+        "http_retries": 0,
+        "total_timeout": 5.0,
+        "progress": False,
+    }
+    return Settings.from_env({}, **{**base, **kw})
+
+
+@pytest.fixture
+def client() -> Iterator[HttpClient]:
+    c = HttpClient(loopback_settings())
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize(
+    "ctype", ["application/feed+json", "application/json; charset=utf-8", "text/plain", None]
+)
+def test_json_feed_polled_whatever_its_content_type(client: HttpClient, ctype: str | None) -> None:
+    with FixtureServer().running() as srv:
+        srv.add("/feed.json", Route(jsonfeed(JSON_10), content_type=ctype, conditional=True))
+        feed = Feed("j", srv.url("/feed.json"))
+        result = poll(client, feed, FeedState("j", feed.url))
+        assert (result.status, result.kind) == ("ok", "json")
+        assert [e.title for e in result.entries] == ["Old style", None]
+        assert result.entries[1].link == srv.url("/old/b")
+        assert result.etag  # conditional GET as for RSS: the next poll is a 304
+        state = FeedState("j", feed.url, etag=result.etag)
+        assert poll(client, feed, state).status == "not_modified"
+
+
+def test_malformed_json_feed_over_http_fails_the_feed_only(client: HttpClient) -> None:
+    with FixtureServer().running() as srv:
+        srv.add("/feed.json", Route(b'{"version": "https://jsonfeed.org/version/1.1", "items": [{',
+                                    content_type="application/json"))  # fmt: skip
+        feed = Feed("j", srv.url("/feed.json"))
+        result = poll(client, feed, FeedState("j", feed.url))
+    assert result.status == "failed" and result.error.reason == "feed_parse_error"
+    assert "malformed JSON" in result.error.detail
+
+
+def test_poll_identifies_itself_and_says_what_it_accepts(client: HttpClient) -> None:
+    seen: list[dict[str, str]] = []
+
+    def handler(req: BaseHTTPRequestHandler) -> None:
+        seen.append(dict(req.headers))
+        send_html(req, RSS2, "application/rss+xml")
+
+    with FixtureServer().running() as srv:
+        srv.add("/rss", handler)
+        feed = Feed("r", srv.url("/rss"))
+        assert poll(client, feed, FeedState("r", feed.url, etag='"v1"')).status == "ok"
+    (headers,) = seen
+    assert headers["User-Agent"] == client.settings.user_agent
+    assert headers["If-None-Match"] == '"v1"'
+    assert "gzip" in headers["Accept-Encoding"]
+    assert "application/feed+json" in headers["Accept"]
+
+
+def test_a_page_is_still_refused_unread(client: HttpClient) -> None:
+    with FixtureServer().running() as srv:
+        srv.add("/img", Route(b"\x89PNG....", content_type="image/png"))
+        feed = Feed("p", srv.url("/img"))
+        result = poll(client, feed, FeedState("p", feed.url))
+    assert result.status == "failed" and result.error.reason == "bad_content_type"

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 def test_feed_state_tracks_failures_not_modified_and_staleness(tmp_path) -> None:
     store = LocalStore(tmp_path)
     settings = Settings.from_env({}, allow_networks=["127.0.0.0/8"], http_retries=0,
-                                 workers=1, progress=False)  # fmt: skip
+                                 workers=1, progress=False, poll_min_interval=0.0)  # fmt: skip
     with FixtureServer().running() as srv:
         srv.add("/a", Route(article_html("Health", paragraphs(5)).encode()))
         srv.add(

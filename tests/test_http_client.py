@@ -298,3 +298,54 @@ def test_ipv6_zone_id_and_malformed_urls_refused_by_the_guard() -> None:
         with pytest.raises(FetchError) as err:
             client().get(bad)
         assert err.value.reason == "bad_url", bad
+
+
+def test_retry_after_pauses_the_host_for_the_rest_of_the_run(server: FixtureServer) -> None:
+    server.add("/busy", Route(b"slow down", status=429, headers={"Retry-After": "3600"}))
+    server.add("/other", Route(b"<p>fine</p>"))
+    c = client(http_retries=3)
+    started = time.monotonic()
+    with pytest.raises(FetchError) as err:
+        c.get(server.url("/busy"))
+    assert err.value.reason == "http_429" and err.value.retry_after == 3600
+    assert err.value.transient and "Retry-After 3600s" in err.value.detail
+    assert server.hits["/busy"] == 1  # no retry into a pause the server asked for
+    with pytest.raises(FetchError) as err:
+        c.get(server.url("/other"))
+    assert err.value.reason == "rate_limited" and err.value.transient
+    assert server.hits["/other"] == 0  # nothing more sent to that host in this run
+    assert time.monotonic() - started < 2
+    # another client (the next run) asks again
+    assert client().get(server.url("/other")).status == 200
+
+
+def test_a_short_retry_after_is_waited_out_within_the_fetch(server: FixtureServer) -> None:
+    answers = iter([(503, b"later"), (200, b"<p>now</p>")])
+
+    def handler(req: BaseHTTPRequestHandler) -> None:
+        status, body = next(answers)
+        req.send_response(status)
+        req.send_header("Content-Type", "text/html")
+        if status == 503:
+            req.send_header("Retry-After", "1")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    server.add("/flaky", handler)
+    started = time.monotonic()
+    resp = client(http_retries=2).get(server.url("/flaky"))
+    assert resp.body == b"<p>now</p>" and time.monotonic() - started >= 1.0
+
+
+def test_given_headers_do_not_drop_user_agent_and_encodings(server: FixtureServer) -> None:
+    seen = {}
+
+    def handler(req: BaseHTTPRequestHandler) -> None:
+        seen.update(req.headers)
+        send_html(req, b"<p>ok</p>", "text/html")
+
+    server.add("/h", handler)
+    client(user_agent="newsflow-test/2").get(server.url("/h"), headers={"If-None-Match": '"x"'})
+    assert seen["User-Agent"] == "newsflow-test/2" and seen["If-None-Match"] == '"x"'
+    assert "gzip" in seen["Accept-Encoding"]

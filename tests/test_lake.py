@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 
 from ingest import ids, schema
 from ingest.lake import CommitRequest, KeyIndex, Lake, PartWriter, read_committed
-from ingest.lake.keys import WATERMARK, marker_key
+from ingest.lake.keys import WATERMARK, Marker, marker_key
 from ingest.lake.tables import commit_entry, is_legacy
 from ingest.report import RunReport
 from ingest.state import load_feed_states
@@ -113,7 +113,12 @@ def test_every_key_of_a_committed_article_is_marked(store: Store) -> None:
     r = row(7, "r1")
     asked = [r["article_id"], ids.url_key(r["url"]), ids.url_key(r["final_url"]), "f" * 32]
     assert keys.committed(asked) == set(asked[:3])
-    assert store.get_bytes(marker_key(ids.url_key(r["url"]))) == r["article_id"].encode()
+    marker = keys.read(ids.url_key(r["url"]))
+    assert marker is not None and marker.article_id == r["article_id"]
+    assert marker.content_sha256 == r["content_sha256"] and marker.ingest_date is not None
+    assert store.get_bytes(marker_key(ids.url_key(r["url"]))) == marker.encode()
+    # markers written before dates and hashes were kept still name their article
+    assert Marker.decode(r["article_id"].encode()) == Marker(r["article_id"])
 
 
 def test_concurrent_commits_of_overlapping_runs_keep_every_article_once(store: Store) -> None:

@@ -45,6 +45,7 @@ def settings(**kw: object) -> Settings:
         "workers": 2,
         "per_host_concurrency": 8,
         "progress": False,
+        "poll_min_interval": 0.0,  # poll on every run (adaptive polling has its own tests)
     }
     base.update(kw)
     return Settings.from_env({}, **base)

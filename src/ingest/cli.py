@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     feeds = load_feeds(args.feeds)
     store = open_store(args.store)
     try:
-        report = run(store, feeds, settings, run_id=args.run_id)
+        report = run(store, feeds, settings, run_id=args.run_id, poll_all=args.all)
     except Exception:
         if args.metrics_file:  # the failure is what the monitoring stack must see
             metrics.write_textfile(
@@ -276,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="when another run holds the store, wait this long for it before giving up "
         "(exit 75); default 0, also INGEST_LEASE_WAIT",
+    )
+    p_run.add_argument(
+        "--all",
+        action="store_true",
+        help="poll every enabled source now, also those adaptive polling says are not due",
     )
     p_run.add_argument(
         "--fail-on-feed-errors",

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ingest import __version__
+from ingest.polling import PollBounds
 
 
 class ConfigError(Exception):
@@ -95,6 +96,10 @@ class Settings:
     # long a second run waits for it before stopping with "store is busy".
     lease_ttl: float = 120.0
     lease_wait: float = 0.0
+    # adaptive polling (seconds): see ingest.polling
+    poll_min_interval: float = 600.0
+    poll_max_interval: float = 21600.0
+    poll_slack: float = 120.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -135,6 +140,16 @@ class Settings:
         for name in ("max_redirects", "http_retries", "per_host_delay", "lease_wait"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name} must be >= 0, got {_show(getattr(self, name))}")
+        if not 0 <= self.poll_min_interval <= self.poll_max_interval:
+            raise ConfigError(
+                "settings need 0 <= poll_min_interval <= poll_max_interval, got "
+                f"{_show(self.poll_min_interval)} and {_show(self.poll_max_interval)}"
+            )
+        if self.poll_slack < 0:
+            raise ConfigError(f"setting poll_slack must be >= 0, got {_show(self.poll_slack)}")
+
+    def poll_bounds(self) -> PollBounds:
+        return PollBounds(self.poll_min_interval, self.poll_max_interval, self.poll_slack)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -175,6 +190,10 @@ MAX_URL_CHARS = 2048
 MAX_ENTRIES = 100_000
 MAX_AGE_DAYS = 36_500
 
+# What a source's URL serves: `feed` (RSS, Atom, RDF or JSON Feed), `sitemap` (a urlset,
+# Google News sitemap or sitemap index), or `auto`: decided by the content itself.
+FEED_KINDS = ("auto", "feed", "sitemap")
+
 
 @dataclass(frozen=True)
 class Feed:
@@ -184,6 +203,7 @@ class Feed:
     max_entries: int | None = None
     max_age_days: float | None = None
     language: str | None = None
+    kind: str = "auto"
 
 
 _FEED_KEYS = {f.name for f in fields(Feed)}
@@ -360,5 +380,12 @@ def parse_feeds(doc: Any, origin: str = "feeds file") -> list[Feed]:
                     f"got {_show(language)}"
                 )
             kwargs["language"] = language
+        kind = raw.get("kind")
+        if kind is not None:
+            if not isinstance(kind, str) or kind not in FEED_KINDS:
+                raise ConfigError(
+                    f"{label}: 'kind' must be one of {', '.join(FEED_KINDS)}, got {_show(kind)}"
+                )
+            kwargs["kind"] = kind
         feeds.append(Feed(**kwargs))
     return feeds

@@ -88,20 +88,34 @@ def _short(value: str | None, now: datetime) -> str:
     return f"{hours:.1f}h ago" if hours < 48 else f"{hours / 24:.1f}d ago"
 
 
+def _until(value: str | None, now: datetime) -> str:
+    """When adaptive polling next polls the feed: "now" once due."""
+    if not value:
+        return "now"
+    try:
+        left = (datetime.fromisoformat(value) - now).total_seconds()
+    except ValueError:
+        return "now"
+    if left <= 0:
+        return "now"
+    return f"in {left / 60:.0f}m" if left < 5400 else f"in {left / 3600:.1f}h"
+
+
 def render_table(
     rows: list[FeedHealth], now: datetime | None = None, show_all: bool = False
 ) -> str:
     now = now or datetime.now(UTC)
     shown = [r for r in rows if show_all or r.problem in ("failing", "stale", "removed")]
     head = f"{'feed':<24} {'problem':<8} {'last status':<13} {'fails':>5} {'last success':>13} "
-    head += f"{'last new':>12} {'304 ratio':>9}  last error"
+    head += f"{'last new':>12} {'304 ratio':>9} {'next due':>10}  last error"
     lines = [head, "-" * len(head)]
     for r in shown:
         s = r.state
         lines.append(
             f"{s.name:<24} {r.problem:<8} {s.last_status or '-':<13} "
             f"{s.consecutive_failures:>5} {_short(s.last_success_at, now):>13} "
-            f"{_short(s.last_new_article_at, now):>12} {r.not_modified_ratio:>9.0%}  "
+            f"{_short(s.last_new_article_at, now):>12} {r.not_modified_ratio:>9.0%} "
+            f"{_until(s.next_due_at, now):>10}  "
             f"{clip_words(s.last_error or '', ERROR_COLUMN_CHARS)}"
         )
     counts = {p: sum(r.problem == p for r in rows) for p in ("failing", "stale", "ok")}
@@ -195,6 +209,7 @@ def run_health(
     stale ones from the store's feed state, limited to `feeds` (the run's feed names)."""
     failed = dict(report.get("failed_feeds") or {})
     polled = int(report.get("feeds_total") or 0) - int(report.get("feeds_disabled") or 0)
+    polled -= int(report.get("feeds_not_due") or 0)
     stale: list[str] = []
     if store is not None and stale_after is not None and max_stale is not None:
         rows = feed_health(store, stale_after, now, feeds=feeds)

@@ -36,6 +36,7 @@ from urllib3.util import Retry, Timeout
 from w3lib.encoding import html_to_unicode
 
 from ingest.config import Settings
+from ingest.polling import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +58,34 @@ class FetchError(Exception):
     """A fetch that did not produce a usable body; `reason` is a short stable code."""
 
     def __init__(
-        self, reason: str, detail: str, *, status: int | None = None, transient: bool = False
+        self,
+        reason: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.status = status
         self.transient = transient
+        self.retry_after = retry_after  # seconds the server asked us to wait (429/503)
 
     def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (feed parsing)
-        return (_rebuild_fetch_error, (self.reason, self.detail, self.status, self.transient))
+        args = (self.reason, self.detail, self.status, self.transient, self.retry_after)
+        return (_rebuild_fetch_error, args)
 
 
 def _rebuild_fetch_error(
-    reason: str, detail: str, status: int | None, transient: bool
+    reason: str,
+    detail: str,
+    status: int | None,
+    transient: bool,
+    retry_after: float | None = None,
 ) -> FetchError:
-    return FetchError(reason, detail, status=status, transient=transient)
+    return FetchError(reason, detail, status=status, transient=transient, retry_after=retry_after)
 
 
 class BlockedAddress(FetchError):
@@ -412,6 +425,7 @@ class HttpClient:
         self._host_lock = threading.Lock()
         self._host_slots: dict[str, threading.BoundedSemaphore] = {}
         self._host_next: dict[str, float] = {}
+        self._host_paused: dict[str, float] = {}  # host -> monotonic end of its Retry-After
         self._watchdog = _Watchdog()
         self.robots = RobotsCache(self)
         self.bytes_received = 0
@@ -440,6 +454,26 @@ class HttpClient:
             self._host_next[host] = start + delay
         if start > now:
             time.sleep(start - now)
+
+    def _pause_host(self, host: str, seconds: float) -> None:
+        """The host asked for a pause (Retry-After on 429/503): nothing more is sent to it
+        until the pause is over, in this run; its pages are retried by the next run."""
+        with self._host_lock:
+            until = time.monotonic() + seconds
+            self._host_paused[host] = max(until, self._host_paused.get(host, 0.0))
+        log.warning("%s asked for a pause of %.0fs (Retry-After): not fetching there", host,
+                    seconds)  # fmt: skip
+
+    def _check_paused(self, host: str, url: str) -> None:
+        with self._host_lock:
+            left = self._host_paused.get(host, 0.0) - time.monotonic()
+        if left > 0:
+            raise FetchError(
+                "rate_limited",
+                f"{host} asked for a pause (Retry-After), {left:.0f}s left: {url} not fetched",
+                transient=True,
+                retry_after=left,
+            )
 
     @contextmanager
     def _host_turn(self, host: str, deadline: Deadline) -> Iterator[None]:
@@ -492,19 +526,23 @@ class HttpClient:
         retry = self._retry
         while True:
             host = _checked_host(current)
+            self._check_paused(host, current)
             if check_robots and settings.respect_robots and not self.robots.allowed(current):
                 raise FetchError("robots_disallowed", f"robots.txt disallows {current}")
             try:
                 with self._host_turn(host, deadline):
+                    self._check_paused(host, current)  # a pause may have begun while waiting
                     hop = self._hop(current, headers, accept, limit, deadline)
             except FetchError as exc:
+                if exc.retry_after is not None:
+                    self._pause_host(host, exc.retry_after)
                 if not exc.transient or deadline.expired:
                     raise
                 try:
                     retry = retry.increment(method="GET", url=current)
                 except MaxRetryError:
                     raise exc from None
-                backoff = retry.get_backoff_time()
+                backoff = max(retry.get_backoff_time(), exc.retry_after or 0.0)
                 if backoff >= deadline.remaining():
                     raise exc
                 log.debug("retrying %s in %.1fs after %s", current, backoff, exc)
@@ -558,11 +596,16 @@ class HttpClient:
                 complete = True
                 return status, hdrs, b""
             if status >= 400:
+                retry_after = (
+                    retry_after_seconds(hdrs.get("retry-after")) if status in (429, 503) else None
+                )
                 raise FetchError(
                     f"http_{status}",
-                    f"{url} answered {status}",
+                    f"{url} answered {status}"
+                    + (f" (Retry-After {retry_after:.0f}s)" if retry_after else ""),
                     status=status,
                     transient=status in (408, 425, 429) or status >= 500,
+                    retry_after=retry_after,
                 )
             if status != 200:
                 raise FetchError(f"http_{status}", f"{url} answered {status}", status=status)
@@ -598,7 +641,9 @@ class HttpClient:
             return self._pool.request(
                 "GET",
                 url,
-                headers=headers,
+                # given headers replace the pool's defaults in urllib3: merge, so a
+                # conditional GET still says who we are and what encodings we read
+                headers={**self._pool.headers, **headers} if headers else None,
                 timeout=timeout,
                 redirect=False,
                 preload_content=False,

@@ -20,8 +20,9 @@ Metrics (name, type, labels; every label set includes `store`):
     newsflow_run_duration_seconds                   gauge    store
         Wall time of the run: its slowest shard plus the commit.
     newsflow_run_feeds                              gauge    store, outcome
-        Feeds by poll outcome: polled, not_modified, failed, disabled (all four always
-        present; they add up to the configured feeds).
+        Feeds by poll outcome: polled, not_modified, not_due (adaptive polling left it for
+        a later run), failed, disabled (all five always present; they add up to the
+        configured feeds).
     newsflow_run_feeds_malformed                    gauge    store
         Polled feeds whose XML was malformed but still parsed.
     newsflow_run_entries                            gauge    store
@@ -81,7 +82,7 @@ if TYPE_CHECKING:
 
 PREFIX = "newsflow_run_"
 QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("1", "max"))
-FEED_OUTCOMES = ("polled", "not_modified", "failed", "disabled")
+FEED_OUTCOMES = ("polled", "not_modified", "not_due", "failed", "disabled")
 
 
 class TextfileError(OSError):

@@ -97,7 +97,7 @@ def article_row(
         "updated_at": updated,
         "fetched_at": fetched_at,
         "language": extracted.get("language") or entry.language,
-        "site_name": extracted.get("site_name"),
+        "site_name": extracted.get("site_name") or entry.site_name,
         "summary": extracted.get("description") or entry.summary,
         "text": extracted["text"],
         "word_count": extracted["word_count"],
@@ -109,6 +109,9 @@ def article_row(
         "http_status": http_status,
         "run_id": run_id,
         "schema_version": schema.article().version,
+        "sources": [entry.feed],  # the commit adds the run's other feeds linking it
+        "revision": 1,
+        "revised_at": None,
     }
     return {key: clean_value(value) for key, value in row.items()}
 

@@ -20,13 +20,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from ingest import ids, schema
+from ingest import ids, polling, schema
 from ingest.config import Feed, Settings
 from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
 from ingest.feeds import FeedEntry, PollResult, parse_feed, poll
 from ingest.http_client import FetchError, HttpClient
 from ingest.lake import STAGING, CommitRequest, KeyIndex, Lake, PartWriter
+from ingest.lake.commit import UPDATES
+from ingest.lake.keys import Marker
 from ingest.lease import RunLease, release_if_held
 from ingest.normalize import article_row, index_date, reject_row
 from ingest.report import RunReport
@@ -81,6 +83,7 @@ class _FeedRun:
     poll: PollResult | None = None
     transient_failures: int = 0
     new_articles: int = 0
+    previous_success: str | None = None  # the last successful poll before this run's
 
 
 @dataclass
@@ -90,6 +93,11 @@ class _RunState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     article_ids: set[str] = field(default_factory=set)
     published_at: dict[str, float] = field(default_factory=dict)  # article id -> unix time
+    link_feeds: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # key -> feeds
+    link_articles: dict[str, str] = field(default_factory=dict)  # link key -> article id
+    article_feeds: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    rechecks: dict[str, Marker] = field(default_factory=dict)  # link key -> committed marker
+    update_targets: dict[str, str] = field(default_factory=dict)  # article id -> its partition
     scheduled: set[str] = field(default_factory=set)  # link keys fetched in this run
     index_dates: set[str] = field(default_factory=set)
     skips: Counter[str] = field(default_factory=Counter)
@@ -108,10 +116,12 @@ class Run:
         settings: Settings,
         run_id: str | None = None,
         shard: int = 0,
+        poll_all: bool = False,
     ) -> None:
         self.store = store
         self.feeds = feeds
         self.settings = settings
+        self.poll_all = poll_all  # poll every enabled source, due or not
         self.started = datetime.now(UTC)
         self.run_id = run_id or new_run_id(self.started)
         self.run_key = ids.run_key(self.run_id)
@@ -187,6 +197,16 @@ class Run:
             shard=self.shard,
             attempt=self.attempt,
         )
+        updates = PartWriter(
+            self.store,
+            schema.article(),
+            UPDATES,
+            self.run_key,
+            self.ingest_date,
+            settings.part_rows,
+            shard=self.shard,
+            attempt=self.attempt,
+        )
         rejects = PartWriter(
             self.store,
             schema.reject(),
@@ -200,6 +220,8 @@ class Run:
         shared = _RunState()
         states = load_feed_states(self.store)
         runs = {f.name: _FeedRun(f, state_for(states, f.name, f.url)) for f in self.feeds}
+        for feed_run in runs.values():
+            feed_run.previous_success = feed_run.state.last_success_at
         progress = Progress(settings.progress)
 
         def parse(body: bytes, feed: Feed, url: str, content_type: str) -> PollResult:
@@ -232,7 +254,15 @@ class Run:
         def process(entry: FeedEntry, key: str) -> None:
             try:
                 self._process(
-                    entry, key, client, extractor, articles, shared, runs, add_reject, committed
+                    entry,
+                    key,
+                    client,
+                    extractor,
+                    (articles, updates),
+                    shared,
+                    runs,
+                    add_reject,
+                    committed,
                 )
             except StoreError:  # the store failing is the run's problem, not the page's
                 raise
@@ -251,12 +281,16 @@ class Run:
         pollers = ThreadPoolExecutor(min(8, max(1, len(self.feeds))), "poll")
         try:
             page_futures = []
-            polls = {
-                pollers.submit(poll, client, run.feed, run.state, parse): run
+            bounds = settings.poll_bounds()
+            due = [
+                run
                 for run in runs.values()
                 if run.feed.enabled
-            }
+                and (self.poll_all or polling.is_due(run.state.next_due_at, self.started, bounds))
+            ]
+            polls = {pollers.submit(poll, client, run.feed, run.state, parse): run for run in due}
             self.report.feeds_disabled = sum(1 for r in runs.values() if not r.feed.enabled)
+            self.report.feeds_not_due = sum(r.feed.enabled for r in runs.values()) - len(due)
             for future in as_completed(polls):
                 run = polls[future]
                 run.poll = result = future.result()
@@ -278,7 +312,8 @@ class Run:
         self.report.articles_extracted = shared.articles_extracted
         self.report.skips = shared.skips
         self.report.rejects = shared.rejects
-        parts = articles.close() + rejects.close()
+        self.report.articles_updated = len(shared.update_targets)
+        parts = articles.close() + updates.close() + rejects.close()
         return CommitRequest(
             run_id=self.run_id,
             run_key=self.run_key,
@@ -292,6 +327,8 @@ class Run:
             report=self.report.to_dict(),
             index_dates=sorted(shared.index_dates),
             published_at=shared.published_at,
+            sources=_sources_of(shared),
+            update_targets=shared.update_targets,
         )
 
     def _account_poll(self, run: _FeedRun, rejects: PartWriter, shared: _RunState) -> None:
@@ -325,7 +362,10 @@ class Run:
             report.feeds_not_modified += 1
         else:
             report.feeds_polled += 1
-            report.entries_seen += len(result.entries)
+            report.entries_seen += len(result.entries) + result.entries_dropped
+            if result.entries_dropped:  # over the source's entry cap: counted, not silent
+                with shared.lock:
+                    shared.skips["filtered"] += result.entries_dropped
             if result.malformed:
                 report.feeds_malformed += 1
 
@@ -349,14 +389,28 @@ class Run:
             else:
                 candidates.append((entry, ids.url_key(entry.link)))
         seen = committed.committed(key for _, key in candidates)
+        # A committed link whose entry says it changed since this feed's last successful
+        # poll is fetched again: its row is updated in place if the body changed.
+        changed = {
+            key: entry
+            for entry, key in candidates
+            if key in seen and _changed_since(entry, run.previous_success)
+        }
+        markers = dict(zip(changed, map(committed.read, changed), strict=True))
         todo = []
         with shared.lock:
             for entry, key in candidates:
-                if key in seen:
+                shared.link_feeds.setdefault(key, set()).add((entry.feed, entry.feed_url))
+                marker = markers.get(key)
+                recheck = marker is not None and marker.ingest_date and marker.content_sha256
+                if key in seen and not recheck:
                     skips["already_seen"] += 1
                 elif key in shared.scheduled:
                     skips["duplicate_in_run"] += 1
                 else:
+                    if recheck:
+                        assert marker is not None
+                        shared.rechecks[key] = marker
                     shared.scheduled.add(key)
                     todo.append((entry, key))
             shared.skips.update(skips)
@@ -368,7 +422,7 @@ class Run:
         key: str,
         client: HttpClient,
         extractor: ExtractorPool,
-        articles: PartWriter,
+        writers: tuple[PartWriter, PartWriter],
         shared: _RunState,
         runs: dict[str, _FeedRun],
         add_reject: Any,
@@ -413,10 +467,27 @@ class Run:
         )
         # Only links that reached an article become "seen" (the commit records the keys of
         # its rows): a failed link stays retryable.
+        articles, updates = writers
         aid = row["article_id"]
+        marker = shared.rechecks.get(key)
+        if marker is not None and marker.article_id == aid:
+            with shared.lock:
+                shared.articles_extracted += 1
+                shared.link_articles[key] = aid
+                if row["content_sha256"] == marker.content_sha256:
+                    shared.skips["unchanged"] += 1  # same body: nothing to write
+                elif aid not in shared.update_targets:
+                    assert marker.ingest_date is not None
+                    shared.update_targets[aid] = marker.ingest_date
+                    shared.index_dates.add(index_date(row).isoformat())
+                    updates.add(row)
+                else:
+                    shared.skips["duplicate_in_run"] += 1
+            return
         known = bool(committed.committed([aid]))  # another link of a committed article
         with shared.lock:
             shared.articles_extracted += 1
+            shared.link_articles[key] = aid
             if known:
                 shared.skips["already_seen"] += 1
                 return
@@ -434,12 +505,16 @@ class Run:
         state, result = run.state, run.poll
         assert result is not None
         now = datetime.now(UTC).isoformat()
+        bounds = self.settings.poll_bounds()
         state.polls += 1
         state.last_polled_at = now
         state.last_status = result.status
         if result.status == "failed":
             state.consecutive_failures += 1
             state.last_error = str(result.error)
+            retry_after = result.error.retry_after if result.error else None
+            backoff = polling.failure_interval(state.consecutive_failures, retry_after, bounds)
+            state.next_due_at = polling.due_at(self.started, backoff)
             return state
         state.consecutive_failures = 0
         state.last_error = None
@@ -452,13 +527,41 @@ class Run:
             state.etag, state.last_modified = result.etag, result.last_modified
         if run.new_articles:
             state.last_new_article_at = now
+        state.poll_interval = polling.next_interval(
+            state.poll_interval,
+            found_new=run.new_articles > 0,
+            hint=result.hint_seconds,
+            pace=polling.observed_pace([e.published for e in result.entries if e.published]),
+            bounds=bounds,
+        )
+        state.next_due_at = polling.due_at(self.started, state.poll_interval)
         return state
 
 
+def _changed_since(entry: FeedEntry, previous_success: str | None) -> bool:
+    """The entry (feed `updated`, sitemap `lastmod`) says it changed after the feed's last
+    successful poll: what was ingested then may be out of date."""
+    if entry.updated is None or previous_success is None:
+        return False
+    return entry.updated > datetime.fromisoformat(previous_success)
+
+
+def _sources_of(shared: _RunState) -> dict[str, list[list[str]]]:
+    """Every feed that linked each article of this run, through any of its links."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    for key, aid in shared.link_articles.items():
+        out.setdefault(aid, set()).update(shared.link_feeds.get(key, ()))
+    return {aid: sorted([name, url] for name, url in feeds) for aid, feeds in out.items()}
+
+
 def run(
-    store: Store, feeds: list[Feed], settings: Settings, run_id: str | None = None
+    store: Store,
+    feeds: list[Feed],
+    settings: Settings,
+    run_id: str | None = None,
+    poll_all: bool = False,
 ) -> RunReport:
-    return Run(store, feeds, settings, run_id).execute()
+    return Run(store, feeds, settings, run_id, poll_all=poll_all).execute()
 
 
 # -------------------------------------------------------------------------- shards
@@ -486,6 +589,14 @@ def split_feeds(feeds: list[Feed], shards: int) -> list[list[Feed]]:
 def _publisher(url: str) -> str:
     host = (urlsplit(url).hostname or "").lower()
     return host.removeprefix("www.")
+
+
+def _merged_sources(requests: list[CommitRequest]) -> dict[str, list[list[str]]]:
+    merged: dict[str, set[tuple[str, str]]] = {}
+    for request in requests:
+        for aid, feeds in request.sources.items():
+            merged.setdefault(aid, set()).update((name, url) for name, url in feeds)
+    return {aid: sorted([n, u] for n, u in feeds) for aid, feeds in merged.items()}
 
 
 def previous_report(store: Store, run_key: str) -> RunReport:
@@ -533,6 +644,8 @@ def commit_run(store: Store, run_id: str, shards: int) -> RunReport:
         report=report.to_dict(),
         index_dates=sorted({d for r in requests for d in r.index_dates}),
         published_at={k: v for r in requests for k, v in r.published_at.items()},
+        sources=_merged_sources(requests),
+        update_targets={k: v for r in requests for k, v in r.update_targets.items()},
     )
     result = lake.commit(merged)
     release_if_held(store, key)

@@ -17,6 +17,7 @@ class RunReport:
     feeds_total: int = 0
     feeds_polled: int = 0
     feeds_not_modified: int = 0
+    feeds_not_due: int = 0  # not polled: adaptive polling says later (`--all` polls them)
     feeds_failed: int = 0
     feeds_disabled: int = 0
     feeds_malformed: int = 0
@@ -25,6 +26,7 @@ class RunReport:
     pages_fetched: int = 0
     articles_extracted: int = 0
     articles_written: int = 0
+    articles_updated: int = 0  # committed articles whose changed body replaced their row
     duplicates_dropped_at_commit: int = 0
     skips: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
@@ -45,10 +47,12 @@ class RunReport:
             "feeds_total": self.feeds_total,
             "feeds_polled": self.feeds_polled,
             "feeds_not_modified": self.feeds_not_modified,
+            "feeds_not_due": self.feeds_not_due,
             "feeds_failed": self.feeds_failed,
             "entries_seen": self.entries_seen,
             "pages_fetched": self.pages_fetched,
             "articles_written": self.articles_written,
+            "articles_updated": self.articles_updated,
             "rejects": self.entry_rejects(),
             "duplicates_in_run": self.skips.get("duplicate_in_run", 0),
             "duplicates_dropped_at_commit": self.duplicates_dropped_at_commit,
@@ -58,7 +62,8 @@ class RunReport:
 
     def merge(self, other: RunReport) -> None:
         """Add another shard's counts to this one."""
-        for name in ("feeds_total", "feeds_polled", "feeds_not_modified", "feeds_failed",
+        for name in ("feeds_total", "feeds_polled", "feeds_not_modified", "feeds_not_due",
+                     "feeds_failed", "articles_updated",
                      "feeds_disabled", "feeds_malformed", "entries_seen", "pages_fetched",
                      "articles_extracted", "bytes_received"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -89,6 +94,7 @@ class RunReport:
             f"  store           {self.store}",
             f"  feeds           {self.feeds_total} total: {self.feeds_polled} polled, "
             f"{self.feeds_not_modified} not modified, {self.feeds_failed} failed"
+            + (f", {self.feeds_not_due} not due" if self.feeds_not_due else "")
             + (f", {self.feeds_disabled} disabled" if self.feeds_disabled else ""),
         ]
         for name, why in sorted(self.failed_feeds.items()):
@@ -96,6 +102,7 @@ class RunReport:
         lines += [
             f"  entries seen    {self.entries_seen}",
             f"  articles        {self.articles_written} written"
+            + (f", {self.articles_updated} updated" if self.articles_updated else "")
             + (
                 f" ({self.duplicates_dropped_at_commit} dropped as already committed)"
                 if self.duplicates_dropped_at_commit

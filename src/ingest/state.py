@@ -37,6 +37,8 @@ class FeedState:
     consecutive_failures: int = 0
     polls: int = 0
     not_modified: int = 0
+    next_due_at: str | None = None  # adaptive polling: not polled before this (ingest.polling)
+    poll_interval: float | None = None  # seconds, the interval that set next_due_at
 
     def conditional_headers(self) -> dict[str, str]:
         headers = {}
@@ -52,6 +54,7 @@ class StateFileError(ValueError):
 
 
 _INT_FIELDS = {"consecutive_failures", "polls", "not_modified"}
+_FLOAT_FIELDS = {"poll_interval"}
 
 
 def parse_feed_state(data: Any, where: str) -> FeedState:
@@ -63,13 +66,15 @@ def parse_feed_state(data: Any, where: str) -> FeedState:
         if f.name not in data:
             continue
         value = data[f.name]
-        want = int if f.name in _INT_FIELDS else str
+        want: tuple[type, ...] = (
+            (int,) if f.name in _INT_FIELDS else (int, float) if f.name in _FLOAT_FIELDS else (str,)
+        )
         if value is None and f.name not in _INT_FIELDS | {"name", "url"}:
             values[f.name] = None
         elif isinstance(value, want) and not isinstance(value, bool):
-            values[f.name] = value
+            values[f.name] = float(value) if f.name in _FLOAT_FIELDS else value
         else:
-            raise StateFileError(f"{where}: '{f.name}' must be {want.__name__}")
+            raise StateFileError(f"{where}: '{f.name}' must be {want[-1].__name__}")
     if "name" not in values or "url" not in values:
         raise StateFileError(f"{where}: 'name' and 'url' are required")
     return FeedState(**values)

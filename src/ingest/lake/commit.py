@@ -11,9 +11,11 @@ Protocol (the same for a single process and for Airflow shards + a commit task):
    commit took V+1, it starts again from step 2, so its duplicate check always covered
    every earlier commit. That articles commit is the commit point.
 3. Publication, each step idempotent: key markers for the new rows, the rejects (their
-   own table transaction, once per run), feed state, the report file, then the staging
-   is dropped. Every run and commit first finishes the publication of committed runs
-   whose staging is still there (`recover`), so a kill anywhere loses and doubles nothing.
+   own table transaction, once per run), the in-place updates of articles a source
+   changed (one MERGE, once per run: app transaction `<run_key>/updates`), feed state,
+   the report file, then the staging is dropped. Every run and commit first finishes the
+   publication of committed runs whose staging is still there (`recover`), so a kill
+   anywhere loses and doubles nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from ingest.lake.keys import KeyIndex, keys_of_rows
+from ingest.lake.keys import KEY_COLUMNS, KeyIndex, Marker, keys_of_rows
 from ingest.lake.parts import STAGING, PartInfo, read_part
 from ingest.lake.tables import (
     ARTICLES,
@@ -46,6 +48,7 @@ from ingest.store import Store
 log = logging.getLogger(__name__)
 
 REPORTS = "_reports/"
+UPDATES = "updates"  # staged parts holding new versions of committed articles
 MAX_COMMIT_ATTEMPTS = 50
 
 
@@ -63,6 +66,11 @@ class CommitRequest:
     index_dates: list[str] = field(default_factory=list)
     # Publication time (unix seconds) of the articles that have one: the run's freshness.
     published_at: dict[str, float] = field(default_factory=dict)
+    # Every feed that linked each article in this run: article id -> [[name, feed URL]...]
+    sources: dict[str, list[list[str]]] = field(default_factory=dict)
+    # Articles updated at their source: article id -> ingest date of the row to update
+    # (their new rows are the parts of kind UPDATES)
+    update_targets: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -226,14 +234,16 @@ class Lake:
             if part.kind != ARTICLES:
                 continue
             rows = read_part(self.store, part)
-            keys.update({k: a for k, a in keys_of_rows(rows).items() if a in accepted})
+            markers = keys_of_rows(rows, part.ingest_date)
+            keys.update({k: m for k, m in markers.items() if m.article_id in accepted})
             keep = []
             for i, aid in enumerate(rows["article_id"].to_pylist()):
                 if aid in accepted and aid not in emitted:
                     emitted.add(aid)
                     keep.append(i)
             if keep:
-                yield from with_partition(rows.take(keep), part.ingest_date, target).to_batches()
+                rows = with_sources(rows.take(keep), request.sources)
+                yield from with_partition(rows, part.ingest_date, target).to_batches()
 
     def append(
         self,
@@ -272,6 +282,7 @@ class Lake:
         from ingest.state import write_feed_states
 
         self._commit_rejects(request)
+        self._commit_updates(request)
         write_feed_states(self.store, request.feed_states)
         self.store.put_bytes(
             report_key(request.run_key, committed.report),
@@ -305,6 +316,90 @@ class Lake:
                 continue
         raise RuntimeError(f"could not commit the rejects of run {request.run_id}")
 
+    def _commit_updates(self, request: CommitRequest) -> None:
+        """New versions of articles their source changed, merged into their rows in place:
+        one row per article stays the invariant. The MERGE reads only the partitions of
+        those rows (named by the key markers), updates a row only when its body changed,
+        counts the revision up and adds this run's feeds to `sources`; the primary source
+        stays. Once per run (app transaction `<run_key>/updates`)."""
+        parts = [p for p in request.parts if p.kind == UPDATES]
+        if not parts or not request.update_targets:
+            return
+        app_id = f"{request.run_key}/updates"
+        target = table_schema(ARTICLES)
+        names = [f.name for f in target if f.name != PARTITION]
+        keep_target = {"article_id", "source", "feed_url", "sources", "revision", "revised_at"}
+        updates = {name: f"s.{name}" for name in names if name not in keep_target}
+        updates["sources"] = (
+            "array_distinct(array_sort(array_concat("
+            "coalesce(t.sources, make_array(t.source)), s.sources)))"
+        )
+        updates["revision"] = "coalesce(t.revision, 1) + 1"
+        updates["revised_at"] = "s.fetched_at"
+        days = sorted(set(request.update_targets.values()))
+        in_days = ", ".join(f"'{day}'" for day in days)  # ISO dates: nothing to escape
+        for _attempt in range(MAX_COMMIT_ATTEMPTS):
+            table = self.articles()
+            if table.transaction_version(app_id) is not None:
+                return
+            source = self._update_rows(request, parts, target)
+            if source.num_rows == 0:
+                return
+            try:
+                table.merge(
+                    source,
+                    predicate=f"t.{PARTITION} IN ({in_days}) AND t.article_id = s.article_id "
+                    f"AND t.{PARTITION} = s.{PARTITION}",
+                    source_alias="s",
+                    target_alias="t",
+                    writer_properties=writer_properties(),
+                    commit_properties=CommitProperties(
+                        custom_metadata={
+                            "newsflow.run_id": request.run_id,
+                            "newsflow.run_key": request.run_key,
+                            "newsflow.updates": str(source.num_rows),
+                        },
+                        max_commit_retries=0,
+                        app_transactions=[Transaction(app_id, 1, last_updated=_now_ms())],
+                    ),
+                ).when_matched_update(
+                    updates=updates, predicate="t.content_sha256 <> s.content_sha256"
+                ).execute()
+            except CommitFailedError:
+                continue
+            break
+        else:
+            raise RuntimeError(f"could not commit the updates of run {request.run_id}")
+        markers = {}
+        for part in parts:
+            rows = read_part(self.store, part, columns=KEY_COLUMNS)
+            for key, marker in keys_of_rows(rows, None).items():
+                day = request.update_targets.get(marker.article_id)
+                if day:
+                    markers[key] = Marker(marker.article_id, day, marker.content_sha256)
+        self.keys.mark(markers, replace=True)  # the new bodies' hashes
+
+    def _update_rows(
+        self, request: CommitRequest, parts: list[PartInfo], target: pa.Schema
+    ) -> pa.Table:
+        """The staged new versions, one per article, each with the partition of its row."""
+        tables = []
+        seen: set[str] = set()
+        for part in parts:
+            rows = with_sources(read_part(self.store, part), request.sources)
+            keep = []
+            for i, aid in enumerate(rows["article_id"].to_pylist()):
+                if aid in request.update_targets and aid not in seen:
+                    seen.add(aid)
+                    keep.append(i)
+            rows = rows.take(keep)
+            days = [
+                date.fromisoformat(request.update_targets[a])
+                for a in rows["article_id"].to_pylist()
+            ]
+            tables.append(rows.append_column(PARTITION, pa.array(days, pa.date32())).cast(target))
+        return pa.concat_tables(tables) if tables else target.empty_table()
+
     def _drop_staging(self, run_key: str) -> None:
         """Staging of a published run is garbage: its own parts and any other attempt's."""
         for key in list(self.store.list(f"{STAGING}{run_key}/")):
@@ -328,8 +423,11 @@ def _finish_report(request: CommitRequest, accepted: set[str], dropped: int, ver
     request.report.update(
         freshness_seconds=freshness(latencies),
         articles_written=len(accepted),
+        articles_updated=len(request.update_targets),
         duplicates_dropped_at_commit=dropped,
-        dates_touched=sorted(set(request.index_dates)) if accepted else [],
+        dates_touched=(
+            sorted(set(request.index_dates)) if accepted or request.update_targets else []
+        ),
         partitions=_dates(request, accepted),
         table_version=version,
         already_committed=False,
@@ -351,9 +449,40 @@ def _metadata(request: CommitRequest) -> dict[str, str]:
     }
 
 
+def with_sources(rows: pa.Table, sources: dict[str, list[list[str]]]) -> pa.Table:
+    """Every feed of the run that linked each article, sorted, and the first of them as
+    its primary source: deterministic, whichever poll happened to finish first."""
+    if not sources or "sources" not in rows.column_names:
+        return rows
+    ids_ = rows["article_id"].to_pylist()
+    primary, primary_url, every = [], [], []
+    for aid, name, url, own in zip(
+        ids_, rows["source"].to_pylist(), rows["feed_url"].to_pylist(),
+        rows["sources"].to_pylist(), strict=True,
+    ):  # fmt: skip
+        linked = sorted({(n, u) for n, u in sources.get(aid, [])} | {(name, url)})
+        primary.append(linked[0][0])
+        primary_url.append(linked[0][1])
+        every.append(sorted({n for n, _ in linked} | set(own or [])))
+    for column, values in (("source", primary), ("feed_url", primary_url), ("sources", every)):
+        index = rows.column_names.index(column)
+        rows = rows.set_column(
+            index, rows.schema.field(column), pa.array(values, rows.schema.field(column).type)
+        )
+    return rows
+
+
 def with_partition(rows: pa.Table, ingest_date: str, target: pa.Schema) -> pa.Table:
+    """The rows in the table's schema with their partition column. Rows written before a
+    compatible new column existed (staged by an older version, or migrated) get nulls."""
     day = pa.array([date.fromisoformat(ingest_date)] * rows.num_rows, pa.date32())
-    return rows.append_column(PARTITION, day).cast(target)
+    columns = [
+        rows[f.name] if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
+        for f in target
+        if f.name != PARTITION
+    ]
+    names = [f.name for f in target if f.name != PARTITION]
+    return pa.Table.from_arrays([*columns, day], names=[*names, PARTITION]).cast(target)
 
 
 def _dates(request: CommitRequest, accepted: set[str]) -> list[str]:

@@ -6,6 +6,10 @@ are the same hashes `ids.url_key` computes before a fetch). A run asks only abou
 candidates, one HEAD each, so what it costs depends on the run and never on how many
 articles were committed before: no run loads every key.
 
+A marker holds the article id, the ingest date (the table partition of its row) and the
+content hash of its body: what a later run needs to check an updated article and update
+its row in place without reading the table (a MERGE limited to that partition).
+
 Markers are written after each commit from the rows it added, and the watermark says up to
 which table version they are complete. A run that finds commits above the watermark (a
 process killed between its commit and its markers) writes theirs first, from the log:
@@ -16,9 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -32,7 +38,30 @@ log = logging.getLogger(__name__)
 KEYS = "_keys/"
 WATERMARK = "_state/keys.json"
 REQUEST_THREADS = 16
-KEY_COLUMNS = ["article_id", "url", "final_url", "canonical_url"]
+KEY_COLUMNS = ["article_id", "url", "final_url", "canonical_url", "content_sha256"]
+_PARTITION_IN_PATH = re.compile(r"(?:^|/)ingest_date=(\d{4}-\d\d-\d\d)/")
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What a committed key points at. Markers written before ingest dates and hashes were
+    kept hold the article id only."""
+
+    article_id: str
+    ingest_date: str | None = None
+    content_sha256: str | None = None
+
+    def encode(self) -> bytes:
+        fields = [self.article_id, self.ingest_date or "-", self.content_sha256 or "-"]
+        return " ".join(fields).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Marker:
+        parts = raw.decode("ascii", errors="replace").split()
+        if not parts:
+            raise ValueError("empty key marker")
+        date, sha = [*parts[1:3], "-", "-"][:2]
+        return cls(parts[0], None if date == "-" else date, None if sha == "-" else sha)
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -53,16 +82,23 @@ def marker_key(key: str) -> str:
     return f"{KEYS}{key[:3]}/{key}"
 
 
-def keys_of_rows(table: pa.Table) -> dict[str, str]:
-    """Every key that names one of these articles -> its article id."""
-    found: dict[str, str] = {}
+def keys_of_rows(table: pa.Table, ingest_date: str | None) -> dict[str, Marker]:
+    """Every key that names one of these articles (rows of one partition) -> its marker."""
+    found: dict[str, Marker] = {}
     columns = {name: table[name].to_pylist() for name in KEY_COLUMNS}
-    for aid, url, final, canonical in zip(*columns.values(), strict=True):
-        found[aid] = aid
+    for aid, url, final, canonical, sha in zip(*columns.values(), strict=True):
+        marker = Marker(aid, ingest_date, sha)
+        found[aid] = marker
         for link in (url, final, canonical):
             if link:
-                found[ids.url_key(link)] = aid
+                found[ids.url_key(link)] = marker
     return found
+
+
+def partition_of(path: str) -> str | None:
+    """The ingest date a data file's path names (Hive-style directory)."""
+    match = _PARTITION_IN_PATH.search(path)
+    return match.group(1) if match else None
 
 
 class KeyIndex:
@@ -79,14 +115,25 @@ class KeyIndex:
         found = _requests().map(lambda k: self.store.exists(marker_key(k)), wanted)
         return {k for k, hit in zip(wanted, found, strict=True) if hit}
 
-    def mark(self, keys: dict[str, str]) -> None:
-        """Write the markers (create-if-absent: an existing one is left as it is)."""
+    def read(self, key: str) -> Marker | None:
+        """The marker of one committed key (one GET), None when the key is not committed."""
+        raw = self.store.get_bytes(marker_key(key))
+        if raw is None:
+            return None
+        try:
+            return Marker.decode(raw)
+        except ValueError:
+            return None
+
+    def mark(self, keys: dict[str, Marker], *, replace: bool = False) -> None:
+        """Write the markers: create-if-absent (an existing one is left as it is), or
+        `replace` them (an article updated in place has a new content hash)."""
         if not keys:
             return
         items = sorted(keys.items())
 
-        def put(item: tuple[str, str]) -> None:
-            self.store.put_bytes(marker_key(item[0]), item[1].encode(), if_absent=True)
+        def put(item: tuple[str, Marker]) -> None:
+            self.store.put_bytes(marker_key(item[0]), item[1].encode(), if_absent=not replace)
 
         list(_requests().map(put, items))
 
@@ -117,9 +164,9 @@ class KeyIndex:
             if adds:
                 log.info("recording keys of articles commit %d", version)
             for add in adds:
-                self.mark(
-                    keys_of_rows(read_data_file(self.store, ARTICLES, add["path"], KEY_COLUMNS))
-                )
+                rows = read_data_file(self.store, ARTICLES, add["path"], KEY_COLUMNS)
+                date = (add.get("partitionValues") or {}).get("ingest_date")
+                self.mark(keys_of_rows(rows, date or partition_of(add["path"])))
         if head >= start:
             self.advance(head)
 
@@ -129,6 +176,7 @@ class KeyIndex:
         version = table.version()
         paths = pa.table(table.get_add_actions())["path"].to_pylist()
         for path in paths:
-            self.mark(keys_of_rows(read_data_file(self.store, ARTICLES, path, KEY_COLUMNS)))
+            rows = read_data_file(self.store, ARTICLES, path, KEY_COLUMNS)
+            self.mark(keys_of_rows(rows, partition_of(path)), replace=True)
         self.advance(version)
         return len(paths)

@@ -1,0 +1,154 @@
+"""When to poll a source again: from what the publisher says and how it behaves.
+
+Every poll sets the source's next due time. The interval adapts to the observed pace: it
+halves when a poll found new articles and grows by half when it found none, and it never
+exceeds half the typical gap between the source's own entries (a source that publishes
+hourly is not left for six hours). The publisher's own word is a floor: RSS `<ttl>`,
+`sy:updatePeriod`/`sy:updateFrequency`, `Cache-Control: max-age` and `Expires` (a source
+that says "no news for an hour" is not asked every ten minutes). Everything stays within
+[INGEST_POLL_MIN_INTERVAL, INGEST_POLL_MAX_INTERVAL]. A failing source backs off
+exponentially from the minimum, and a `Retry-After` (429/503) is honoured in full.
+
+Due times count from the run's start, not from the poll's own moment, so a feed polled
+three minutes into a run is due again at the same point of the schedule; a run treats as
+due what falls due within INGEST_POLL_SLACK of its start (scheduler jitter).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from itertools import pairwise
+
+HINT_SCAN_BYTES = 64 * 1024  # the channel-level elements sit before the items
+MAX_HINT_SECONDS = 7 * 24 * 3600.0  # a hint beyond a week is a misconfiguration, not advice
+
+_TTL = re.compile(rb"<ttl>\s*(\d{1,7})\s*</ttl>", re.I)
+_SY_PERIOD = re.compile(rb"<sy:updatePeriod>\s*([a-z]+)\s*</sy:updatePeriod>", re.I)
+_SY_FREQUENCY = re.compile(rb"<sy:updateFrequency>\s*(\d{1,6})\s*</sy:updateFrequency>", re.I)
+_PERIODS = {
+    b"hourly": 3600.0,
+    b"daily": 86400.0,
+    b"weekly": 7 * 86400.0,
+    b"monthly": 30 * 86400.0,
+    b"yearly": 365 * 86400.0,
+}
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d{1,9})", re.I)
+
+
+@dataclass(frozen=True)
+class PollBounds:
+    min_interval: float = 600.0
+    max_interval: float = 6 * 3600.0
+    slack: float = 120.0
+
+
+def body_hint(body: bytes) -> float | None:
+    """Seconds the feed itself says it stays unchanged: RSS `<ttl>` (minutes) or the
+    syndication module's period divided by its frequency."""
+    head = body[:HINT_SCAN_BYTES]
+    hints = []
+    if match := _TTL.search(head):
+        hints.append(int(match.group(1)) * 60.0)
+    if match := _SY_PERIOD.search(head):
+        period = _PERIODS.get(match.group(1).lower())
+        frequency = _SY_FREQUENCY.search(head)
+        times = max(1, int(frequency.group(1))) if frequency else 1
+        if period:
+            hints.append(period / times)
+    return _bounded(max(hints)) if hints else None
+
+
+def header_hint(headers: dict[str, str], now: datetime | None = None) -> float | None:
+    """Seconds the response may be cached: `Cache-Control: max-age`, else `Expires` minus
+    the response's `Date` (or now). `no-cache`/`no-store` say nothing about pace."""
+    control = headers.get("cache-control", "")
+    if match := _MAX_AGE.search(control):
+        return _bounded(float(match.group(1)))
+    expires = _http_date(headers.get("expires"))
+    if expires is not None:
+        base = _http_date(headers.get("date")) or now or datetime.now(UTC)
+        return _bounded((expires - base).total_seconds())
+    return None
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return _bounded(float(value))
+    when = _http_date(value)
+    if when is None:
+        return None
+    return _bounded((when - (now or datetime.now(UTC))).total_seconds())
+
+
+def observed_pace(dates: list[datetime], newest: int = 20) -> float | None:
+    """The median gap between the source's newest dated entries, or None with fewer than
+    three: how often the publisher actually publishes."""
+    ordered = sorted({d for d in dates if d is not None}, reverse=True)[:newest]
+    if len(ordered) < 3:
+        return None
+    gaps = [(a - b).total_seconds() for a, b in pairwise(ordered)]
+    return statistics.median(gaps)
+
+
+def next_interval(
+    previous: float | None,
+    *,
+    found_new: bool,
+    hint: float | None,
+    pace: float | None,
+    bounds: PollBounds,
+) -> float:
+    """The interval after a successful poll (see the module docstring for the rules)."""
+    interval = previous if previous else bounds.min_interval
+    interval = interval * 0.5 if found_new else interval * 1.5
+    if pace is not None:
+        interval = min(interval, pace / 2)
+    interval = min(max(interval, bounds.min_interval), bounds.max_interval)
+    if hint is not None:
+        interval = max(interval, min(hint, bounds.max_interval))
+    return interval
+
+
+def failure_interval(
+    consecutive_failures: int, retry_after: float | None, bounds: PollBounds
+) -> float:
+    """Exponential backoff for a failing source; a Retry-After wins when it asks for more."""
+    exponent = max(0, min(consecutive_failures - 1, 30))
+    backoff = min(bounds.min_interval * 2**exponent, bounds.max_interval)
+    return max(backoff, retry_after or 0.0)
+
+
+def is_due(next_due_at: str | None, run_started: datetime, bounds: PollBounds) -> bool:
+    if not next_due_at:
+        return True
+    try:
+        due = datetime.fromisoformat(next_due_at)
+    except ValueError:
+        return True  # an unreadable due time must not silence a source
+    return due <= run_started + timedelta(seconds=bounds.slack)
+
+
+def due_at(run_started: datetime, interval: float) -> str:
+    return (run_started + timedelta(seconds=interval)).isoformat()
+
+
+def _bounded(seconds: float) -> float | None:
+    return min(seconds, MAX_HINT_SECONDS) if seconds > 0 else None
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -1,0 +1,156 @@
+"""Adaptive polling: the rules (pure), and a real run on loopback that skips a source
+until it is due, honours what the publisher says and backs a failing source off."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
+
+from ingest import polling
+from ingest.config import Feed, Settings
+from ingest.pipeline import run
+from ingest.polling import PollBounds
+from ingest.state import load_feed_states
+from ingest.store import LocalStore
+
+BOUNDS = PollBounds(min_interval=600, max_interval=6 * 3600, slack=120)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def test_publisher_hints_from_the_feed_and_the_response() -> None:
+    assert polling.body_hint(b"<rss><channel><ttl>45</ttl>") == 45 * 60
+    sy = b"<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency>"
+    assert polling.body_hint(sy) == 43200
+    assert polling.body_hint(b"<sy:updatePeriod>hourly</sy:updatePeriod>") == 3600
+    assert polling.body_hint(b"<rss><ttl>lots</ttl>") is None
+    assert polling.body_hint(b"x" * polling.HINT_SCAN_BYTES + b"<ttl>5</ttl>") is None
+    assert polling.body_hint(b"<ttl>9999999</ttl>") == polling.MAX_HINT_SECONDS
+    assert polling.header_hint({"cache-control": "public, max-age=900"}) == 900
+    assert polling.header_hint({"cache-control": "no-cache"}) is None
+    expires = {"date": "Thu, 26 Nov 2026 12:00:00 GMT", "expires": "Thu, 26 Nov 2026 12:30:00 GMT"}
+    assert polling.header_hint(expires) == 1800
+    assert polling.header_hint({"expires": "0"}) is None  # "already expired" says nothing
+    assert polling.retry_after_seconds("120") == 120
+    assert polling.retry_after_seconds("Thu, 26 Nov 2026 13:00:00 GMT", NOW) == 3600
+    assert polling.retry_after_seconds("soon") is None and polling.retry_after_seconds(None) is None
+
+
+def test_interval_follows_the_pace_within_bounds_and_hints() -> None:
+    step = polling.next_interval
+    # nothing new: the interval grows by half, up to the maximum
+    interval = None
+    seen = []
+    for _ in range(12):
+        interval = step(interval, found_new=False, hint=None, pace=None, bounds=BOUNDS)
+        seen.append(interval)
+    assert seen[0] == 900 and seen[-1] == BOUNDS.max_interval
+    assert seen == sorted(seen)
+    # new articles: it halves, never below the minimum
+    assert step(2400, found_new=True, hint=None, pace=None, bounds=BOUNDS) == 1200
+    assert step(700, found_new=True, hint=None, pace=None, bounds=BOUNDS) == 600
+    # a source publishing every 40 minutes is not left for hours
+    assert step(20000, found_new=False, hint=None, pace=2400, bounds=BOUNDS) == 1200
+    # the publisher's ttl is a floor, capped by the maximum
+    assert step(600, found_new=True, hint=3600, pace=None, bounds=BOUNDS) == 3600
+    assert step(600, found_new=True, hint=10**6, pace=None, bounds=BOUNDS) == BOUNDS.max_interval
+
+
+def test_pace_is_the_median_gap_of_the_newest_entries() -> None:
+    dates = [NOW - timedelta(hours=h) for h in (0, 1, 2, 3, 50)]
+    assert polling.observed_pace(dates) == 3600
+    assert polling.observed_pace(dates[:2]) is None
+
+
+def test_failures_back_off_exponentially_and_retry_after_wins() -> None:
+    waits = [polling.failure_interval(n, None, BOUNDS) for n in range(1, 8)]
+    assert waits[:4] == [600, 1200, 2400, 4800] and waits[-1] == BOUNDS.max_interval
+    assert polling.failure_interval(1, 7200, BOUNDS) == 7200
+    assert polling.failure_interval(5, 10, BOUNDS) == 9600
+
+
+def test_due_counts_from_the_run_start_with_slack() -> None:
+    assert polling.is_due(None, NOW, BOUNDS)
+    assert polling.is_due("garbage", NOW, BOUNDS)
+    assert polling.is_due((NOW + timedelta(seconds=100)).isoformat(), NOW, BOUNDS)
+    assert not polling.is_due((NOW + timedelta(seconds=300)).isoformat(), NOW, BOUNDS)
+    assert polling.due_at(NOW, 1800) == (NOW + timedelta(minutes=30)).isoformat()
+
+
+def adaptive(**kw: object) -> Settings:
+    base = {"allow_networks": ["127.0.0.0/8"], "http_retries": 0, "workers": 1,
+            "progress": False, "poll_min_interval": 600.0}  # fmt: skip
+    base.update(kw)
+    return Settings.from_env({}, **base)
+
+
+@pytest.mark.integration
+def test_a_run_polls_only_due_sources(tmp_path) -> None:
+    store = LocalStore(tmp_path)
+    # the failing source on its own host: its Retry-After pauses that host for the run
+    with FixtureServer().running() as srv, FixtureServer("127.0.0.2").running() as other:
+        srv.add("/a", Route(article_html("Adaptive", paragraphs(31)).encode()))
+        items = [{"title": "a", "link": srv.url("/a")}]
+        srv.add("/plain.xml", Route(rss(items), content_type="application/rss+xml"))
+        srv.add("/slow.xml", Route(rss([]).replace(b"<channel>", b"<channel><ttl>180</ttl>"),
+                                   content_type="application/rss+xml"))  # fmt: skip
+        other.add("/down.xml", Route(b"busy", status=503, headers={"Retry-After": "5400"}))
+        feeds = [Feed("plain", srv.url("/plain.xml")), Feed("slow", srv.url("/slow.xml")),
+                 Feed("down", other.url("/down.xml"))]  # fmt: skip
+        first = run(store, feeds, adaptive())
+        states = load_feed_states(store)
+        second = run(store, feeds, adaptive())
+        forced = run(store, feeds, adaptive(), poll_all=True)
+    assert (first.feeds_polled, first.feeds_failed, first.feeds_not_due) == (2, 1, 0)
+    started = datetime.fromisoformat(first.started_at)
+
+    def due_in(name: str) -> float:
+        return (datetime.fromisoformat(states[name].next_due_at) - started).total_seconds()
+
+    assert due_in("plain") == pytest.approx(600, abs=1)  # new article: the minimum
+    assert due_in("slow") == pytest.approx(3 * 3600, abs=1)  # its ttl of 180 minutes
+    assert due_in("down") == pytest.approx(5400, abs=1)  # its Retry-After
+    assert "Retry-After 5400s" in states["down"].last_error
+    # the next run right away asks nobody
+    assert (second.feeds_not_due, second.feeds_polled, second.feeds_failed) == (3, 0, 0)
+    assert srv.hits["/plain.xml"] == 2 and other.hits["/down.xml"] == 2  # first run + --all
+    assert forced.feeds_not_due == 0 and forced.feeds_failed == 1
+    assert "3 not due" in second.summary()
+
+
+@pytest.mark.integration
+def test_pages_of_a_rate_limited_host_are_retried_by_the_next_run(tmp_path) -> None:
+    store = LocalStore(tmp_path)
+    limited = {"on": True}
+    pages = {f"/p{i}": article_html(f"Limited {i}", paragraphs(60 + i)).encode() for i in (1, 2)}
+
+    def page(req: BaseHTTPRequestHandler) -> None:
+        if limited["on"]:
+            req.send_response(429)
+            req.send_header("Retry-After", "3600")
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+            return
+        body = pages[req.path]
+        req.send_response(200)
+        req.send_header("Content-Type", "text/html; charset=utf-8")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    with FixtureServer().running() as srv:
+        for path in pages:
+            srv.add(path, page)
+        items = [{"title": p, "link": srv.url(p)} for p in pages]
+        srv.add("/f.xml", Route(rss(items), content_type="application/rss+xml", conditional=True))
+        feeds = [Feed("limited", srv.url("/f.xml"))]
+        settings = adaptive(poll_min_interval=0.0, per_host_concurrency=1)
+        first = run(store, feeds, settings)
+        page_hits = srv.hits["/p1"] + srv.hits["/p2"]
+        limited["on"] = False
+        second = run(store, feeds, settings)
+    assert first.articles_written == 0 and page_hits == 1  # one 429, then no more asking
+    assert first.rejects == {"http_429": 1, "rate_limited": 1}
+    assert second.articles_written == 2  # nothing was lost: the feed was read in full again
