@@ -180,14 +180,14 @@ def news_ingest() -> None:
 
     @task(
         outlets=[nf.ARTICLES],
-        doc_md="Emits the newsflow_articles asset event when the "
-        "run committed new articles; skipped otherwise (no index rebuild needed).",
+        doc_md="Emits the newsflow_articles asset event when the run committed new or "
+        "updated articles; skipped otherwise (no index rebuild needed).",
     )
     def announce(report: dict[str, Any], outlet_events: Any = None) -> list[str]:
         from ingest.report import RunReport
 
-        if not report.get("articles_written"):
-            raise AirflowSkipException("no new articles: no asset event")
+        if not report.get("articles_written") and not report.get("articles_updated"):
+            raise AirflowSkipException("no new or updated articles: no asset event")
         outlet_events[nf.ARTICLES].extra = {
             "dates": report["dates_touched"],
             "run_id": report["run_id"],
