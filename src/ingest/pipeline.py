@@ -83,7 +83,7 @@ class _FeedRun:
     poll: PollResult | None = None
     transient_failures: int = 0
     new_articles: int = 0
-    previous_success: str | None = None  # the last successful poll before this run's
+    checked_since: str | None = None  # entries updated after this are checked again
 
 
 @dataclass
@@ -221,7 +221,8 @@ class Run:
         states = load_feed_states(self.store)
         runs = {f.name: _FeedRun(f, state_for(states, f.name, f.url)) for f in self.feeds}
         for feed_run in runs.values():
-            feed_run.previous_success = feed_run.state.last_success_at
+            state = feed_run.state
+            feed_run.checked_since = state.checked_at or state.last_success_at
         progress = Progress(settings.progress)
 
         def parse(body: bytes, feed: Feed, url: str, content_type: str) -> PollResult:
@@ -394,7 +395,7 @@ class Run:
         changed = {
             key: entry
             for entry, key in candidates
-            if key in seen and _changed_since(entry, run.previous_success)
+            if key in seen and _changed_since(entry, run.checked_since)
         }
         markers = dict(zip(changed, map(committed.read, changed), strict=True))
         todo = []
@@ -525,6 +526,7 @@ class Run:
             # Validators advance only when every entry got a final outcome; otherwise the
             # next poll must see the full feed again to retry what failed transiently.
             state.etag, state.last_modified = result.etag, result.last_modified
+            state.checked_at = now
         if run.new_articles:
             state.last_new_article_at = now
         state.poll_interval = polling.next_interval(
@@ -538,12 +540,13 @@ class Run:
         return state
 
 
-def _changed_since(entry: FeedEntry, previous_success: str | None) -> bool:
-    """The entry (feed `updated`, sitemap `lastmod`) says it changed after the feed's last
-    successful poll: what was ingested then may be out of date."""
-    if entry.updated is None or previous_success is None:
+def _changed_since(entry: FeedEntry, checked_since: str | None) -> bool:
+    """The entry (feed `updated`, sitemap `lastmod`) says it changed after the feed's
+    entries were last checked: what was ingested then may be out of date. A check that
+    failed transiently does not count, so the update is tried again."""
+    if entry.updated is None or checked_since is None:
         return False
-    return entry.updated > datetime.fromisoformat(previous_success)
+    return entry.updated > datetime.fromisoformat(checked_since)
 
 
 def _sources_of(shared: _RunState) -> dict[str, list[list[str]]]:

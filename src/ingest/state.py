@@ -37,6 +37,9 @@ class FeedState:
     consecutive_failures: int = 0
     polls: int = 0
     not_modified: int = 0
+    # entries dated up to here were checked for updates (advances with the validators:
+    # only when every entry of the poll got a final outcome)
+    checked_at: str | None = None
     next_due_at: str | None = None  # adaptive polling: not polled before this (ingest.polling)
     poll_interval: float | None = None  # seconds, the interval that set next_due_at
 
