@@ -130,13 +130,32 @@ def synthetic_row(commit: int, n: int, when: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def build_history(store: Any, articles: int, commits: int) -> float:
-    """M commits of N/M synthetic articles each, one per 30 minutes of a past year."""
+def first_missing_commit(store: Any, commits: int) -> int:
+    """Where an interrupted build stopped: history commits are recorded in order, each as
+    its run's app transaction, so the first one missing is found by bisection."""
+    lake = Lake(store)
+    table = lake.articles()
+    low, high = 0, commits
+    while low < high:
+        mid = (low + high) // 2
+        if table.transaction_version(f"hist-{mid}") is None:
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def build_history(
+    store: Any, articles: int, commits: int, maintain_every: int = 0, start_at: int = 0
+) -> float:
+    """M commits of N/M synthetic articles each, one per 30 minutes of a past year. With
+    `maintain_every`, the daily maintenance runs every that many commits, as
+    news_maintenance does in production (48 commits: one day of 30-minute runs)."""
     t0 = time.monotonic()
     start = datetime(2025, 1, 1, tzinfo=UTC)
     per_commit, extra = divmod(articles, commits)
     lake = Lake(store)
-    for c in range(commits):
+    for c in range(start_at, commits):
         when = start + timedelta(minutes=30 * c)
         run_id = f"hist-{c}"
         writer = PartWriter(
@@ -157,23 +176,32 @@ def build_history(store: Any, articles: int, commits: int) -> float:
                 report=report,
             )
         )
-        if c % max(1, commits // 20) == 0:
-            rate = (c + 1) / (time.monotonic() - t0)
+        if maintain_every and (c + 1) % maintain_every == 0:
+            maintain(store)
+        if c % max(1, commits // 100) == 0:
+            rate = (c + 1 - start_at) / (time.monotonic() - t0)
             print(f"  history: {c + 1}/{commits} commits ({rate:.1f}/s)", flush=True)
     return time.monotonic() - t0
 
 
-def local_history(directory: Path, articles: int, commits: int) -> None:
-    """Build the history once on a local directory; later runs with the same size reuse it."""
-    done = directory / ".built"
+def local_history(directory: Path, articles: int, commits: int, maintain_every: int) -> None:
+    """Build the history once on a local directory; later runs with the same size reuse it,
+    and an interrupted build of the same size continues where it stopped."""
+    done, started = directory / ".built", directory / ".building"
     wanted = f"{articles} {commits}"
     if done.exists() and done.read_text() == wanted:
         print(f"history: reusing {directory}", flush=True)
         return
-    if directory.exists() and any(directory.iterdir()):
+    store = open_store(str(directory / "big"))
+    start_at = 0
+    if started.exists() and started.read_text() == wanted:
+        start_at = first_missing_commit(store, commits)
+        print(f"history: continuing at commit {start_at}", flush=True)
+    elif directory.exists() and any(directory.iterdir()):
         raise SystemExit(f"{directory} holds something else; give an empty or new directory")
     directory.mkdir(parents=True, exist_ok=True)
-    seconds = build_history(open_store(str(directory / "big")), articles, commits)
+    started.write_text(wanted)
+    seconds = build_history(store, articles, commits, maintain_every, start_at)
     print(f"history built locally in {seconds:.0f} s", flush=True)
     done.write_text(wanted)
 
@@ -285,9 +313,17 @@ def main() -> None:
         " already built for the same --articles/--commits is reused",
     )
     parser.add_argument("--build-only", action="store_true", help="stop after --history-dir")
+    parser.add_argument(
+        "--maintain-every",
+        type=int,
+        default=48,
+        metavar="COMMITS",
+        help="run the daily maintenance while building, every this many commits (48: one "
+        "day of 30-minute runs, as news_maintenance does; 0: never, only before measuring)",
+    )
     args = parser.parse_args()
     if args.history_dir is not None:
-        local_history(args.history_dir, args.articles, args.commits)
+        local_history(args.history_dir, args.articles, args.commits, args.maintain_every)
         if args.build_only:
             return
     elif args.build_only:
@@ -305,7 +341,7 @@ def main() -> None:
                 seconds = copy_history(args.history_dir, embedded)
                 print(f"history copied into the bucket in {seconds:.0f} s", flush=True)
             else:
-                seconds = build_history(big, args.articles, args.commits)
+                seconds = build_history(big, args.articles, args.commits, args.maintain_every)
                 print(f"history built in {seconds:.0f} s", flush=True)
             if not args.no_maintenance:  # what news_maintenance does every day
                 t0 = time.monotonic()
