@@ -30,7 +30,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from ingest import ids
-from ingest.lake.tables import ARTICLES, commit_entry, read_data_file
+from ingest.lake.tables import ARTICLES, commit_entry, commit_info, read_data_file
 from ingest.store import Store
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,10 @@ class KeyIndex:
                     f"articles commit {version} is gone from the log before its keys were "
                     "recorded; run `ingest maintain --rebuild-keys`"
                 )
+            if "newsflow.updates" in commit_info(actions):
+                # an in-place update rewrites whole files of committed rows: no new keys,
+                # and the update itself rewrote the markers of the rows it changed
+                continue
             adds = [a["add"] for a in actions if "add" in a and a["add"].get("dataChange", True)]
             if adds:
                 log.info("recording keys of articles commit %d", version)
