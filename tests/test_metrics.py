@@ -117,6 +117,7 @@ def test_every_series_reads_back_with_its_exact_value(tmp_path: Path) -> None:
         key("newsflow_run_feeds", outcome="not_modified"): 1,
         key("newsflow_run_feeds", outcome="failed"): 1,
         key("newsflow_run_feeds", outcome="disabled"): 1,
+        key("newsflow_run_feeds", outcome="not_due"): 0,
         key("newsflow_run_feeds_malformed"): 1,
         key("newsflow_run_entries"): 20,
         key("newsflow_run_entries_skipped"): 7,
@@ -174,7 +175,8 @@ def test_a_quiet_run_exports_every_metric_at_zero(tmp_path: Path) -> None:
     }
     for name in unlabelled:
         assert got[key(name)] == 0, name
-    for outcome, n in {"polled": 0, "not_modified": 2, "failed": 0, "disabled": 0}.items():
+    outcomes = {"polled": 0, "not_modified": 2, "not_due": 0, "failed": 0, "disabled": 0}
+    for outcome, n in outcomes.items():
         assert got[key("newsflow_run_feeds", outcome=outcome)] == n
     assert got[key(SUMMARY + "_count")] == 0 and got[key(SUMMARY + "_sum")] == 0
     for q in ("0.5", "0.9", "1"):  # present, and NaN: 0 would claim perfectly fresh articles
