@@ -44,6 +44,12 @@ DEFAULT_ARGS = nf.default_args(timeout=timedelta(hours=2))
             2, type="number", minimum=0, description="Drop staging of uncommitted runs after."
         ),
         "report_days": Param(90, type="number", minimum=0, description="Keep run reports."),
+        "raw_days": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description="Delete raw WARC files older than this many days (empty: keep).",
+        ),
     },
 )
 def news_maintenance() -> None:
@@ -60,6 +66,7 @@ def news_maintenance() -> None:
                 retention_hours=int(params.get("retention_hours", 168)),
                 staging_days=float(params.get("staging_days", 2)),
                 report_days=float(params.get("report_days", 90)),
+                raw_days=None if params.get("raw_days") is None else float(params["raw_days"]),
             )
         log.info("%s", result.summary())
         return asdict(result)

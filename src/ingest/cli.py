@@ -196,6 +196,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
         retention_hours=args.retention_hours,
         staging_days=args.staging_days,
         report_days=args.report_days,
+        raw_days=args.raw_days,
         rebuild_keys=args.rebuild_keys,
     )
     print(result.summary())
@@ -215,6 +216,32 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             f"migrated {result.articles} articles, {result.rejects} rejects and "
             f"{result.feeds} feed states into the Delta tables of {store.uri}"
         )
+    return 0
+
+
+def cmd_reextract(args: argparse.Namespace) -> int:
+    from ingest.lake.tables import require_store
+    from ingest.reextract import reextract
+
+    settings = _settings_from(args)
+    store = open_store(args.store)
+    require_store(store)
+    result = reextract(
+        store,
+        start=args.start,
+        end=args.end,
+        older_than=args.older_than,
+        workers=settings.workers,
+        extract_timeout=settings.extract_timeout,
+        start_method=settings.mp_start_method,
+        progress=settings.progress and sys.stderr.isatty(),
+    )
+    print(result.summary())
+    if result.index_dates and args.index:
+        from ingest.index import build
+
+        for built in build(store, sorted(date.fromisoformat(d) for d in result.index_dates)):
+            print(f"{built.day}: {built.stories} stories (index rebuilt)")
     return 0
 
 
@@ -362,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep run report files this many days (90); commits keep their own copy",
     )
     p_maintain.add_argument(
+        "--raw-days",
+        type=_non_negative_float,
+        default=None,
+        help="delete raw WARC files of ingest days older than this (default: keep them)",
+    )
+    p_maintain.add_argument(
         "--rebuild-keys",
         action="store_true",
         help="rewrite the committed-key markers from every row of the table (when the log "
@@ -374,6 +407,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_migrate.add_argument("--store", required=True, metavar="URI")
     p_migrate.set_defaults(func=cmd_migrate)
+
+    p_re = sub.add_parser(
+        "reextract",
+        parents=[common],
+        help="re-run today's extraction over archived raw pages (no network); update rows",
+    )
+    p_re.add_argument("--store", required=True, metavar="URI")
+    p_re.add_argument("--from", dest="start", type=_day, metavar="YYYY-MM-DD",
+                      help="first ingest date (partition) to re-extract")  # fmt: skip
+    p_re.add_argument("--to", dest="end", type=_day, metavar="YYYY-MM-DD",
+                      help="last ingest date (partition) to re-extract")  # fmt: skip
+    p_re.add_argument(
+        "--where-extractor-older-than",
+        dest="older_than",
+        type=_positive_int,
+        metavar="RULES_VERSION",
+        help="only rows made by extraction rules older than this version (see `extractor`)",
+    )
+    p_re.add_argument(
+        "--no-index",
+        dest="index",
+        action="store_false",
+        help="do not rebuild the index days whose stories changed",
+    )
+    p_re.set_defaults(func=cmd_reextract)
 
     p_ddl = sub.add_parser("ddl", help="print table definitions for a warehouse")
     p_ddl.add_argument("--dialect", required=True, choices=["duckdb", "athena", "trino", "spark"])

@@ -96,6 +96,7 @@ class Settings:
     # long a second run waits for it before stopping with "store is busy".
     lease_ttl: float = 120.0
     lease_wait: float = 0.0
+    archive_raw: bool = True  # keep every fetched page in WARC files under raw/
     # adaptive polling (seconds): see ingest.polling
     poll_min_interval: float = 600.0
     poll_max_interval: float = 21600.0

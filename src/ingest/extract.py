@@ -390,6 +390,24 @@ def _choose_body(html: str, url: str) -> tuple[Any, str, str]:
     return doc, _drop_furniture(text), path
 
 
+# Bump when a change of ours changes what extraction produces for the same page: rows made
+# by an older version are what `ingest reextract --where-extractor-older-than` selects.
+RULES_VERSION = 2
+
+
+def extractor_version() -> str:
+    """What produced a row's extracted columns (stored in `extractor`)."""
+    return f"newsflow-rules/{RULES_VERSION} trafilatura/{trafilatura.__version__}"
+
+
+def rules_version_of(extractor: str | None) -> int:
+    """The rules version named in an `extractor` value; 0 when unknown (older rows)."""
+    if not extractor or not extractor.startswith("newsflow-rules/"):
+        return 0
+    head = extractor.split()[0].split("/", 1)[1]
+    return int(head) if head.isdigit() else 0
+
+
 def extract_page(html: str, url: str) -> dict[str, Any]:
     """Extract one page; raises ExtractError when no article body can be found.
 
@@ -419,4 +437,5 @@ def extract_page(html: str, url: str) -> dict[str, Any]:
         "content_sha256": sha,
         "simhash": simhash,
         "extraction": path,
+        "extractor": extractor_version(),
     }

@@ -112,6 +112,7 @@ def article_row(
         "sources": [entry.feed],  # the commit adds the run's other feeds linking it
         "revision": 1,
         "revised_at": None,
+        "extractor": extracted.get("extractor"),
     }
     return {key: clean_value(value) for key, value in row.items()}
 

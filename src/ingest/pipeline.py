@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from ingest import ids, polling, schema
+from ingest import __version__, ids, polling, schema
 from ingest.config import Feed, Settings
 from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
@@ -29,11 +29,13 @@ from ingest.http_client import FetchError, HttpClient
 from ingest.lake import STAGING, CommitRequest, KeyIndex, Lake, PartWriter
 from ingest.lake.commit import UPDATES
 from ingest.lake.keys import Marker
+from ingest.lake.raw import RawArchive
 from ingest.lease import RunLease, release_if_held
 from ingest.normalize import article_row, index_date, reject_row
 from ingest.report import RunReport
 from ingest.state import FeedState, as_dict, load_feed_states, state_for
 from ingest.store import Store, StoreError
+from ingest.warc import FetchRecord
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ class Run:
         self.feeds = feeds
         self.settings = settings
         self.poll_all = poll_all  # poll every enabled source, due or not
+        self._raw: RawArchive | None = None
         self.started = datetime.now(UTC)
         self.run_id = run_id or new_run_id(self.started)
         self.run_key = ids.run_key(self.run_id)
@@ -187,6 +190,18 @@ class Run:
         self, committed: KeyIndex, client: HttpClient, extractor: ExtractorPool
     ) -> CommitRequest:
         settings = self.settings
+        self._raw = (
+            RawArchive(
+                self.store,
+                self.run_key,
+                self.attempt,
+                self.shard,
+                self.ingest_date,
+                f"newsflow/{__version__}",
+            )
+            if settings.archive_raw
+            else None
+        )
         articles = PartWriter(
             self.store,
             schema.article(),
@@ -315,6 +330,9 @@ class Run:
         self.report.rejects = shared.rejects
         self.report.articles_updated = len(shared.update_targets)
         parts = articles.close() + updates.close() + rejects.close()
+        if self._raw is not None:
+            parts += self._raw.close()
+            self.report.raw_bytes = self._raw.bytes_written
         return CommitRequest(
             run_id=self.run_id,
             run_key=self.run_key,
@@ -442,6 +460,7 @@ class Run:
         fetched_at = datetime.now(UTC)
         with shared.lock:
             shared.pages_fetched += 1
+        location = self._archive(entry.link, resp, fetched_at, client)
         try:
             extracted = extractor.extract(resp.text(), resp.final_url)
         except ExtractError as exc:
@@ -466,6 +485,7 @@ class Run:
             extracted=extracted,
             run_id=self.run_id,
         )
+        row.update(location)
         # Only links that reached an article become "seen" (the commit records the keys of
         # its rows): a failed link stays retryable.
         articles, updates = writers
@@ -501,6 +521,14 @@ class Run:
             shared.index_dates.add(index_date(row).isoformat())
             runs[entry.feed].new_articles += 1
             articles.add(row)
+
+    def _archive(
+        self, link: str, resp: Any, fetched_at: datetime, client: HttpClient
+    ) -> dict[str, Any]:
+        """The page as fetched into this run's WARC file; the row columns locating it."""
+        if self._raw is None:
+            return {}
+        return self._raw.add(_archive_record(link, resp, fetched_at, client))
 
     def _next_state(self, run: _FeedRun) -> FeedState:
         state, result = run.state, run.poll
@@ -538,6 +566,22 @@ class Run:
         )
         state.next_due_at = polling.due_at(self.started, state.poll_interval)
         return state
+
+
+def _archive_record(link: str, resp: Any, fetched_at: datetime, client: HttpClient) -> FetchRecord:
+    return FetchRecord(
+        url=link,
+        final_url=resp.final_url,
+        redirects=list(resp.redirects),
+        status=resp.status,
+        headers=dict(resp.headers),
+        body=resp.body,
+        fetched_at=fetched_at,
+        request_headers={
+            "User-Agent": client.settings.user_agent,
+            "Accept-Encoding": "gzip, deflate",
+        },
+    )
 
 
 def _changed_since(entry: FeedEntry, checked_since: str | None) -> bool:

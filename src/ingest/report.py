@@ -31,6 +31,7 @@ class RunReport:
     skips: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
     bytes_received: int = 0
+    raw_bytes: int = 0  # WARC bytes this run archived (gzip)
     dates_touched: list[str] = field(default_factory=list)  # index days to rebuild
     partitions: list[str] = field(default_factory=list)  # ingest_date partitions written
     table_version: int | None = None  # the articles table version this run committed
@@ -65,7 +66,7 @@ class RunReport:
         for name in ("feeds_total", "feeds_polled", "feeds_not_modified", "feeds_not_due",
                      "feeds_failed", "articles_updated",
                      "feeds_disabled", "feeds_malformed", "entries_seen", "pages_fetched",
-                     "articles_extracted", "bytes_received"):  # fmt: skip
+                     "articles_extracted", "bytes_received", "raw_bytes"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed_feeds.update(other.failed_feeds)
         self.skips.update(other.skips)

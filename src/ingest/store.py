@@ -39,6 +39,7 @@ class Store(Protocol):
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool: ...
     def put_file(self, key: str, path: Path) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
+    def get_range(self, key: str, offset: int, length: int) -> bytes | None: ...
     def exists(self, key: str) -> bool: ...
     def list(self, prefix: str) -> Iterator[str]: ...
     def copy(self, src: str, dst: str) -> None: ...
@@ -135,6 +136,21 @@ class LocalStore:
     def get_bytes(self, key: str) -> bytes | None:
         try:
             return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key} in store {self.root}: {exc.strerror}") from None
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes | None:
+        """`length` bytes from `offset`, None for a missing key like get_bytes: one WARC
+        record out of a large file without reading the rest. Fewer bytes (possibly none)
+        when the range runs past the end."""
+        if offset < 0 or length < 0:
+            raise ValueError(f"invalid byte range: offset {offset}, length {length}")
+        try:
+            with open(self._path(key), "rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -265,6 +281,30 @@ class S3Store:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
+            raise
+        return obj["Body"].read()
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes | None:
+        """One ranged GET (what Common Crawl style WARC indexes rely on); None for a missing
+        key, fewer bytes (possibly none) when the range runs past the end, as LocalStore."""
+        from botocore.exceptions import ClientError
+
+        if offset < 0 or length < 0:
+            raise ValueError(f"invalid byte range: offset {offset}, length {length}")
+        if length == 0:  # "bytes=N-(N-1)" is no range at all: servers send the whole object
+            return b"" if self.exists(key) else None
+        try:
+            obj = self._client.get_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Range=f"bytes={offset}-{offset + length - 1}",
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                return None
+            if code in ("InvalidRange", "416"):  # starts at or past the end of the object
+                return b""
             raise
         return obj["Body"].read()
 

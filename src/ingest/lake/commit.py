@@ -279,8 +279,10 @@ class Lake:
     def _publish(self, request: CommitRequest, committed: CommitResult) -> None:
         """Idempotent: every step may run again after a crash with the same outcome.
         The report copy is the committed one, whichever attempt of the run won."""
+        from ingest.lake import raw
         from ingest.state import write_feed_states
 
+        raw.publish(self.store, request.parts)  # before anything reads the new rows' records
         self._commit_rejects(request)
         self._commit_updates(request)
         write_feed_states(self.store, request.feed_states)
@@ -357,7 +359,8 @@ class Lake:
                         custom_metadata={
                             "newsflow.run_id": request.run_id,
                             "newsflow.run_key": request.run_key,
-                            "newsflow.updates": str(source.num_rows),
+                            "newsflow.rewrite": "updates",
+                            "newsflow.rows": str(source.num_rows),
                         },
                         max_commit_retries=0,
                         app_transactions=[Transaction(app_id, 1, last_updated=_now_ms())],

@@ -160,7 +160,7 @@ class KeyIndex:
                     f"articles commit {version} is gone from the log before its keys were "
                     "recorded; run `ingest maintain --rebuild-keys`"
                 )
-            if "newsflow.updates" in commit_info(actions):
+            if "newsflow.rewrite" in commit_info(actions):
                 # an in-place update rewrites whole files of committed rows: no new keys,
                 # and the update itself rewrote the markers of the rows it changed
                 continue

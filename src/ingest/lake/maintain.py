@@ -33,6 +33,7 @@ class MaintenanceResult:
     vacuumed: dict[str, int] = field(default_factory=dict)  # files deleted
     staging_dropped: list[str] = field(default_factory=list)
     reports_expired: int = 0
+    raw_files_expired: int = 0
 
     def summary(self) -> str:
         parts = [
@@ -42,6 +43,8 @@ class MaintenanceResult:
         ]
         parts.append(f"abandoned staging dropped: {len(self.staging_dropped)}")
         parts.append(f"reports expired: {self.reports_expired}")
+        if self.raw_files_expired:
+            parts.append(f"raw WARC files expired: {self.raw_files_expired}")
         return "; ".join(parts)
 
 
@@ -52,6 +55,7 @@ def maintain(
     staging_days: float = 2.0,
     report_days: float = 90.0,
     rebuild_keys: bool = False,
+    raw_days: float | None = None,
     now: datetime | None = None,
 ) -> MaintenanceResult:
     now = now or datetime.now(UTC)
@@ -78,6 +82,8 @@ def maintain(
         table.cleanup_metadata()
     result.staging_dropped = _drop_abandoned_staging(store, lake, now, staging_days)
     result.reports_expired = _expire_reports(store, now, report_days)
+    if raw_days is not None:
+        result.raw_files_expired = _expire_raw(store, lake, now, raw_days)
     log.info("maintenance: %s", result.summary())
     return result
 
@@ -103,6 +109,29 @@ def _drop_abandoned_staging(store: Store, lake: Lake, now: datetime, days: float
     }
     store.put_bytes(STATE, json.dumps(state, sort_keys=True).encode())
     return dropped
+
+
+def _expire_raw(store: Store, lake: Lake, now: datetime, days: float) -> int:
+    """WARC files of ingest days older than `days` (default: kept for good). Their rows stay;
+    `ingest reextract` counts them as without a raw record. Days are taken from the table's
+    partitions, and a day once expired is remembered, so nothing lists all of raw/."""
+    from ingest.lake.raw import RAW
+    from ingest.reextract import partition_days
+
+    state = json.loads(store.get_bytes(STATE) or b"{}")
+    done = state.get("raw_expired_through", "")
+    cutoff = (now - timedelta(days=days)).date()
+    expired = 0
+    for day in partition_days(lake.articles(), None, cutoff - timedelta(days=1)):
+        if day <= done:
+            continue
+        for key in list(store.list(f"{RAW}ingest_date={day}/")):
+            store.delete(key)
+            expired += 1
+        done = day
+    state["raw_expired_through"] = done
+    store.put_bytes(STATE, json.dumps(state, sort_keys=True).encode())
+    return expired
 
 
 def _expire_reports(store: Store, now: datetime, days: float) -> int:

@@ -130,7 +130,11 @@ def read_data_file(store: Store, kind: str, path: str, columns: list[str]) -> pa
     raw = store.get_bytes(data_key(kind, path))
     if raw is None:
         raise FileNotFoundError(f"data file of the {kind} table missing: {path}")
-    return pq.read_table(io.BytesIO(raw), columns=columns)
+    rows = pq.read_table(io.BytesIO(raw), columns=columns)
+    # Files written by delta-rs's MERGE (in-place updates, re-extraction) carry view types
+    # (string_view): back to the schema's types, which every kernel supports.
+    wanted = table_schema(kind)
+    return rows.cast(pa.schema([wanted.field(name) for name in rows.column_names]))
 
 
 def commit_info(actions: list[dict[str, Any]]) -> dict[str, Any]:
