@@ -544,6 +544,7 @@ def _settings(args: argparse.Namespace) -> Any:
         per_host_concurrency=args.per_host_concurrency,
         fetch_concurrency=args.fetch_concurrency,
         progress=False,
+        archive_raw=args.archive,
     )
 
 
@@ -585,6 +586,7 @@ def pipeline_phase(bench: BenchSite, args: argparse.Namespace) -> Phase:
         "rejects": dict(report.rejects),
         "skips": dict(report.skips),
         "bytes_received": report.bytes_received,
+        "raw_archive_bytes": report.raw_bytes,
         "report_seconds": report.seconds,
         "server_cpu_seconds": round(
             (_server_stats.cpu if _server_stats else 0.0) - bench_server_cpu0, 3
@@ -854,6 +856,7 @@ def print_table(result: dict[str, Any]) -> None:
         f"(committed rows {pipe['committed_rows']}), fetched {pipe['pages_fetched']}, "
         f"rejects {pipe['rejects'] or 'none'}, skips {pipe['skips'] or 'none'}, "
         f"{pipe['bytes_received'] / MB:.1f} MB received, "
+        f"{pipe['raw_archive_bytes'] / MB:.1f} MB of raw WARC archived, "
         f"loopback server CPU {pipe['server_cpu_seconds']:.2f} s"
     )
     if pipe["articles_written"] != cfg["pages"]:
@@ -923,6 +926,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--fetch-concurrency", type=int, default=None, help="pipeline fetch threads (default)"
     )
     ap.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    ap.add_argument(
+        "--no-archive",
+        dest="archive",
+        action="store_false",
+        help="run the pipeline without the raw WARC archive (to measure what it costs)",
+    )
     ap.add_argument(
         "--profile", action="store_true", help="add an instrumented pipeline run (untimed)"
     )

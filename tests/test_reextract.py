@@ -130,3 +130,36 @@ def test_reextract_updates_changed_rows_in_place_without_network(
 
     again = reextract(store, older_than=extract.RULES_VERSION, workers=2, start_method="fork")
     assert again.selected == 0 and again.changed == 0  # resumable: done rows not selected
+
+
+def test_reextract_resumes_after_dying_midway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest import reextract as module
+
+    store = LocalStore(tmp_path / "lake")
+    ingest_demo(store, tmp_path)
+    monkeypatch.setattr(extract, "RULES_VERSION", extract.RULES_VERSION + 1)
+    real_merge = module._merge
+    calls = []
+
+    def dies_after_one(*args: object) -> None:
+        if calls:
+            raise KeyboardInterrupt  # the process is stopped between two batches
+        calls.append(1)
+        real_merge(*args)
+
+    monkeypatch.setattr(module, "_merge", dies_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        reextract(store, older_than=extract.RULES_VERSION, batch_rows=3, workers=2,
+                  start_method="fork")  # fmt: skip
+    done = [r for r in read_committed(store).to_pylist()
+            if r["extractor"] == extract.extractor_version()]  # fmt: skip
+    assert 0 < len(done) < 18  # one batch committed whole, the rest untouched
+    monkeypatch.setattr(module, "_merge", real_merge)
+    rest = reextract(store, older_than=extract.RULES_VERSION, batch_rows=3, workers=2,
+                     start_method="fork")  # fmt: skip
+    assert rest.selected == 18 - len(done)  # only what was not done yet
+    rows = read_committed(store).to_pylist()
+    assert len(rows) == 18 and len({r["article_id"] for r in rows}) == 18
+    assert all(r["extractor"] == extract.extractor_version() for r in rows)
