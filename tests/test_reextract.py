@@ -58,6 +58,7 @@ def test_every_article_points_at_its_raw_record(tmp_path: Path) -> None:
         )
         assert record_id == row["warc_record_id"] and record.final_url == row["final_url"]
         assert record.status == 200 and b"<html" in record.body.lower()
+        assert record.ip_address == "127.0.0.1"
     assert row["extractor"] == extract.extractor_version()
     assert not list(store.list("_staging/"))  # published: nothing left in staging
     warcio = str(Path(sys.executable).with_name("warcio"))

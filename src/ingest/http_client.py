@@ -14,6 +14,7 @@ only while the fetch holds a per-host slot: waiting behind other pages is not fe
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -129,6 +130,7 @@ class Response:
     body: bytes
     redirects: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    ip_address: str | None = None  # of the server that gave the final answer
 
     @property
     def content_type(self) -> str:
@@ -323,6 +325,9 @@ def _guarded_connection(base: type[HTTPConnection], allowed: tuple[IPNetwork, ..
             deadline: Deadline | None = getattr(_current, "deadline", None)
             if deadline is not None and self.sock is not None:
                 deadline.attach(self.sock)
+            if self.sock is not None:  # the address that answered, for the raw archive
+                with contextlib.suppress(OSError):
+                    _current.peer = self.sock.getpeername()[0]
             return super().getresponse(*args, **kwargs)
 
     return Guarded
@@ -521,6 +526,7 @@ class HttpClient:
         settings = self.settings
         limit = max_bytes or settings.max_bytes
         started = time.monotonic()
+        _current.peer = None  # set by the connection that answers
         redirects: list[str] = []
         current = url
         retry = self._retry
@@ -562,7 +568,9 @@ class HttpClient:
                 continue
             with self._bytes_lock:
                 self.bytes_received += len(body)
-            return Response(url, current, status, hdrs, body, redirects, time.monotonic() - started)
+            peer = getattr(_current, "peer", None)
+            elapsed = time.monotonic() - started
+            return Response(url, current, status, hdrs, body, redirects, elapsed, peer)
 
     def _hop(
         self,

@@ -577,6 +577,7 @@ def _archive_record(link: str, resp: Any, fetched_at: datetime, client: HttpClie
         headers=dict(resp.headers),
         body=resp.body,
         fetched_at=fetched_at,
+        ip_address=resp.ip_address,
         request_headers={
             "User-Agent": client.settings.user_agent,
             "Accept-Encoding": "gzip, deflate",
