@@ -408,8 +408,8 @@ class Run:
             else:
                 candidates.append((entry, ids.url_key(entry.link)))
         seen = committed.committed(key for _, key in candidates)
-        # A committed link whose entry says it changed since this feed's last successful
-        # poll is fetched again: its row is updated in place if the body changed.
+        # A committed link whose entry says it changed since this feed's entries were last
+        # checked is fetched again: its row is updated in place if the body changed.
         changed = {
             key: entry
             for entry, key in candidates
@@ -528,7 +528,21 @@ class Run:
         """The page as fetched into this run's WARC file; the row columns locating it."""
         if self._raw is None:
             return {}
-        return self._raw.add(_archive_record(link, resp, fetched_at, client))
+        record = FetchRecord(
+            url=link,
+            final_url=resp.final_url,
+            redirects=list(resp.redirects),
+            status=resp.status,
+            headers=dict(resp.headers),
+            body=resp.body,
+            fetched_at=fetched_at,
+            ip_address=resp.ip_address,
+            request_headers={
+                "User-Agent": client.settings.user_agent,
+                "Accept-Encoding": "gzip, deflate",
+            },
+        )
+        return self._raw.add(record)
 
     def _next_state(self, run: _FeedRun) -> FeedState:
         state, result = run.state, run.poll
@@ -566,23 +580,6 @@ class Run:
         )
         state.next_due_at = polling.due_at(self.started, state.poll_interval)
         return state
-
-
-def _archive_record(link: str, resp: Any, fetched_at: datetime, client: HttpClient) -> FetchRecord:
-    return FetchRecord(
-        url=link,
-        final_url=resp.final_url,
-        redirects=list(resp.redirects),
-        status=resp.status,
-        headers=dict(resp.headers),
-        body=resp.body,
-        fetched_at=fetched_at,
-        ip_address=resp.ip_address,
-        request_headers={
-            "User-Agent": client.settings.user_agent,
-            "Accept-Encoding": "gzip, deflate",
-        },
-    )
 
 
 def _changed_since(entry: FeedEntry, checked_since: str | None) -> bool:
