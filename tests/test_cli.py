@@ -339,7 +339,16 @@ def test_run_id_dot_dot_writes_only_inside_the_store_layout(
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feeds.yaml", "store"]
     top = {p.name for p in store.iterdir()}
-    assert top <= {"articles", "rejects", "_keys", "_state", "_reports", "_tmp", "_staging"}, top
+    assert top <= {
+        "articles",
+        "rejects",
+        "raw",
+        "_keys",
+        "_state",
+        "_reports",
+        "_tmp",
+        "_staging",
+    }, top
     assert len(_committed_ids(store)) == 2
     again = ingest("run", "--feeds", str(feeds_file), "--store", str(store), "--run-id", "..", *net)
     assert again.returncode == 0 and "already committed" in again.stdout.lower(), again.stdout
