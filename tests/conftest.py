@@ -43,6 +43,22 @@ def s3_bucket(
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     yield s3_server, bucket
+    _drop_bucket(s3_server, bucket)
+
+
+def _drop_bucket(endpoint: S3Endpoint, bucket: str) -> None:
+    """Empty and delete a test's bucket. SeaweedFS gives every bucket its own volumes and
+    caps their number by free disk / volume size: hundreds of buckets kept for the whole
+    session exhaust it, and late tests then fail with InternalError on their first PUT."""
+    client = endpoint.client()
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            for start in range(0, len(keys), 1000):
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000]})
+        client.delete_bucket(Bucket=bucket)
+    except Exception as exc:  # a test that broke the bucket must not fail the next one
+        print(f"could not drop test bucket {bucket}: {exc}")
 
 
 @pytest.fixture(params=["local", "s3"])
