@@ -54,6 +54,7 @@ class CountingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
         self.counts: Counter[str] = Counter()
+        self.by_prefix: Counter[str] = Counter()  # "METHOD prefix" -> requests
         self._lock = threading.Lock()
 
     @contextmanager
@@ -73,8 +74,10 @@ class CountingProxy:
                 kind = self.command
                 if kind == "GET" and ("list-type=" in self.path or self.path.endswith("/")):
                     kind = "LIST"
+                where = _prefix_of(self.path, kind)
                 with proxy._lock:
                     proxy.counts[kind] += 1
+                    proxy.by_prefix[f"{kind} {where}"] += 1
                 conn = http.client.HTTPConnection(
                     proxy.upstream.hostname, proxy.upstream.port, timeout=300
                 )
@@ -110,6 +113,21 @@ class CountingProxy:
     def snapshot(self) -> Counter[str]:
         with self._lock:
             return Counter(self.counts)
+
+    def prefixes(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.by_prefix)
+
+
+def _prefix_of(path: str, kind: str) -> str:
+    """Where a request went, coarsely: the listed prefix, or the key's first two levels
+    under the store root (bucket/store/<level1>/<level2>), for finding what grows."""
+    from urllib.parse import parse_qs
+
+    parts = urlsplit(path)
+    if kind == "LIST":
+        return parse_qs(parts.query).get("prefix", [""])[0] or parts.path
+    return "/".join(parts.path.split("/")[:5])
 
 
 # ------------------------------------------------------------------ building history
@@ -275,6 +293,7 @@ def measured_run(
         "--all",  # poll every feed: the no-change run measures 2,000 conditional GETs
     ]  # fmt: skip
     before = proxy.snapshot()
+    before_prefixes = proxy.prefixes()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     rss = PeakRSS(proc.pid)
@@ -290,6 +309,7 @@ def measured_run(
     return {
         "seconds": seconds,
         "requests": proxy.snapshot() - before,
+        "by_prefix": proxy.prefixes() - before_prefixes,
         "written": written,
         "process_mb": rss.process_mb,
         "tree_mb": rss.tree_mb,
@@ -369,6 +389,13 @@ def main() -> None:
                 f"{r['process_mb']:>8.0f}{r['tree_mb']:>9.0f}  "
                 f"{sum(r['requests'].values())} ({reqs})"
             )
+    print("\nrequests by prefix, no-change runs (empty store / history):")
+    e_prefixes, h_prefixes = (
+        results["empty store"][1]["by_prefix"],
+        results["history"][1]["by_prefix"],
+    )
+    for where in sorted(set(e_prefixes) | set(h_prefixes), key=lambda w: -h_prefixes[w])[:25]:
+        print(f"  {e_prefixes[where]:>6} {h_prefixes[where]:>6}  {where}")
     e1, e2 = results["empty store"]
     h1, h2 = results["history"]
     for name, e, h in (("first run", e1, h1), ("no-change run", e2, h2)):
