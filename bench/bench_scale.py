@@ -126,8 +126,9 @@ def _prefix_of(path: str, kind: str) -> str:
 
     parts = urlsplit(path)
     if kind == "LIST":
-        return parse_qs(parts.query).get("prefix", [""])[0] or parts.path
-    return "/".join(parts.path.split("/")[:5])
+        listed = parse_qs(parts.query).get("prefix", [""])[0] or parts.path
+        return listed.split("/", 1)[1] if "/" in listed else listed  # without the store name
+    return "/".join(parts.path.split("/")[3:5])  # /bucket/store/<level1>/<level2>
 
 
 # ------------------------------------------------------------------ building history
