@@ -66,7 +66,7 @@ def news_reextract() -> None:
     @task(doc_md="The ingest-date partitions in the range: one mapped task each.")
     def days(params: dict[str, Any] | None = None) -> list[str]:
         from ingest.lake import Lake
-        from ingest.reextract import partition_days
+        from ingest.lake.tables import partition_days
 
         params = params or {}
         with nf.engine_errors():

@@ -30,7 +30,13 @@ from ingest.feeds import FeedEntry
 from ingest.http_client import decode_html
 from ingest.lake import Lake
 from ingest.lake.keys import keys_of_rows
-from ingest.lake.tables import ARTICLES, PARTITION, table_schema, writer_properties
+from ingest.lake.tables import (
+    ARTICLES,
+    PARTITION,
+    partition_days,
+    table_schema,
+    writer_properties,
+)
 from ingest.normalize import article_row, index_date
 from ingest.store import Store
 from ingest.warc import read_record
@@ -65,20 +71,6 @@ class ReextractResult:
             f"{self.failed} failed, {self.missing_raw} without a raw record; index days to "
             f"rebuild: {', '.join(sorted(self.index_dates)) or 'none'}"
         )
-
-
-def partition_days(table: Any, start: date | None, end: date | None) -> list[str]:
-    """The table's ingest_date partitions within [start, end], from its file list."""
-    actions = pa.table(table.get_add_actions(flatten=True))
-    column = f"partition.{PARTITION}"
-    if column not in actions.column_names:
-        return []
-    days = {str(d) for d in actions[column].to_pylist() if d is not None}
-    return sorted(
-        d
-        for d in days
-        if (start is None or d >= start.isoformat()) and (end is None or d <= end.isoformat())
-    )
 
 
 def reextract(

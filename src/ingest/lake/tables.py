@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from datetime import date
 from typing import Any
 from urllib.parse import unquote
 
@@ -147,3 +148,17 @@ def read_committed(store: Store, kind: str = ARTICLES) -> pa.Table:
     if table is None:
         return table_schema(kind).empty_table()
     return pa.table(table.to_pyarrow_table())
+
+
+def partition_days(table: DeltaTable, start: date | None, end: date | None) -> list[str]:
+    """The table's ingest_date partitions within [start, end], from its file list."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    column = f"partition.{PARTITION}"
+    if column not in actions.column_names:
+        return []
+    days = {str(d) for d in actions[column].to_pylist() if d is not None}
+    return sorted(
+        d
+        for d in days
+        if (start is None or d >= start.isoformat()) and (end is None or d <= end.isoformat())
+    )
