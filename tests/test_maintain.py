@@ -108,3 +108,28 @@ def test_kill_minus_nine_during_maintenance_loses_nothing(s3_bucket, tmp_path: P
     Lake(store).commit(stage(store, "after", [0, 99]))
     final = read_committed(store)["article_id"].to_pylist()
     assert len(final) == len(set(final)) == len(expected) + 1
+
+
+def test_run_commits_leave_expired_log_entries_to_maintenance(store: Store) -> None:
+    """Expiring log entries lists all of `_delta_log/`, a cost that grows with history:
+    a run's commit must not do it, the daily maintenance does."""
+    for i in range(3):
+        Lake(store).commit(stage(store, f"early{i}", [300 + i]))
+    table = Lake(store).articles()
+    table.alter.set_table_properties({"delta.logRetentionDuration": "interval 0 seconds"})
+    table.create_checkpoint()  # entries before a checkpoint are the expirable ones
+    time.sleep(1.1)
+
+    def commits() -> list[str]:
+        return sorted(k for k in store.list("articles/_delta_log/") if k.endswith(".json"))
+
+    before = commits()
+    Lake(store).commit(stage(store, "late", [400]))
+    after_run = commits()
+    assert after_run[: len(before)] == before  # nothing expired by the run's commit
+    assert len(after_run) == len(before) + 1
+    maintain(store)
+    after_maintenance = commits()
+    assert before[0] not in after_maintenance  # expired by maintenance
+    assert len(after_maintenance) < len(after_run)
+    assert read_committed(store).num_rows == 4  # and every row still reads

@@ -33,6 +33,7 @@ from ingest.lake.keys import keys_of_rows
 from ingest.lake.tables import (
     ARTICLES,
     PARTITION,
+    RUN_COMMIT_HOOKS,
     partition_days,
     table_schema,
     writer_properties,
@@ -218,6 +219,7 @@ def _merge(lake: Lake, day: str, rows: list[dict[str, Any]]) -> None:
                     },
                     max_commit_retries=0,
                 ),
+                post_commithook_properties=RUN_COMMIT_HOOKS,
             ).when_matched_update(updates=updates).execute()
             break
         except CommitFailedError:

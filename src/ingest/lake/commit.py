@@ -37,6 +37,7 @@ from ingest.lake.tables import (
     ARTICLES,
     PARTITION,
     REJECTS,
+    RUN_COMMIT_HOOKS,
     commit_entry,
     commit_info,
     ensure_table,
@@ -272,6 +273,7 @@ class Lake:
                 # run transactions a snapshot carries stay bounded
                 app_transactions=[Transaction(run_key, version, last_updated=_now_ms())],
             ),
+            post_commithook_properties=RUN_COMMIT_HOOKS,
         )
 
     # ------------------------------------------------------------------ publication
@@ -365,6 +367,7 @@ class Lake:
                         max_commit_retries=0,
                         app_transactions=[Transaction(app_id, 1, last_updated=_now_ms())],
                     ),
+                    post_commithook_properties=RUN_COMMIT_HOOKS,
                 ).when_matched_update(
                     updates=updates, predicate="t.content_sha256 <> s.content_sha256"
                 ).execute()

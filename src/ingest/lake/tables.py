@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, WriterProperties
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, WriterProperties
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from ingest import schema
@@ -36,6 +36,13 @@ TABLE_CONFIG = {
     "delta.deletedFileRetentionDuration": "interval 7 days",
     "delta.setTransactionRetentionDuration": "interval 90 days",
 }
+
+
+# After a run's commit: checkpoint every 100 versions as usual, but leave expired-log
+# cleanup to `ingest maintain`. delta-rs's cleanup lists all of `_delta_log/` on every
+# commit (measured: 27 of a no-change run's 37 LISTs on a year-old table), a cost that
+# grows with history; maintenance runs it once a day instead.
+RUN_COMMIT_HOOKS = PostCommitHookProperties(create_checkpoint=True, cleanup_expired_logs=False)
 
 
 def writer_properties() -> WriterProperties:
