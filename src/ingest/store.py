@@ -122,14 +122,28 @@ class LocalStore:
             self._publish(tmp, dest, False)
 
     def _publish(self, tmp: Path, dest: Path, if_absent: bool) -> bool:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if if_absent:
+        for attempt in range(10):
             try:
-                os.link(tmp, dest)  # atomic create-if-absent
-            except FileExistsError:
-                return False
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # made, then pruned by a delete before the check
+                if attempt == 9:
+                    raise
+                continue
+            try:
+                if if_absent:
+                    try:
+                        os.link(tmp, dest)  # atomic create-if-absent
+                    except FileExistsError:
+                        return False
+                else:
+                    os.replace(tmp, dest)
+                break
+            except FileNotFoundError:
+                if not tmp.exists():
+                    raise
+                continue  # a delete pruned the emptied directory meanwhile: make it again
         else:
-            os.replace(tmp, dest)
+            raise OSError(errno.ENOENT, f"directory {dest.parent} keeps disappearing")
         _fsync_dir(dest.parent)
         return True
 
@@ -179,12 +193,23 @@ class LocalStore:
         self.put_file(dst, self._path(src))
 
     def delete(self, key: str) -> None:
+        """Also removes the directories it empties, as S3 has none: a prefix every run
+        writes to and cleans (`_staging/<run>/`) must not leave a directory per run that
+        every later listing walks."""
+        path = self._path(key)
         try:
-            self._path(key).unlink()
+            path.unlink()
         except FileNotFoundError:
             pass
         except OSError as exc:
             raise StoreError(f"cannot delete {key} in store {self.root}: {exc.strerror}") from None
+        for parent in path.parents:
+            if parent == self.root:
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or already gone): the rest above stays too
+                break
 
     def url_for(self, key: str) -> str:
         return str(self.root / key)
