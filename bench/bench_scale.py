@@ -49,12 +49,14 @@ from ingest.store import open_store  # noqa: E402
 
 class CountingProxy:
     """Forwards HTTP requests to the S3 server unchanged (the Host header included, so
-    signatures stay valid) and counts them by method."""
+    signatures stay valid) and counts them by method, and requests and the server's time
+    by prefix."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = urlsplit(upstream)
         self.counts: Counter[str] = Counter()
         self.by_prefix: Counter[str] = Counter()  # "METHOD prefix" -> requests
+        self.seconds_by_prefix: Counter[str] = Counter()  # "METHOD prefix" -> server time
         self._lock = threading.Lock()
 
     @contextmanager
@@ -75,9 +77,7 @@ class CountingProxy:
                 if kind == "GET" and ("list-type=" in self.path or self.path.endswith("/")):
                     kind = "LIST"
                 where = _prefix_of(self.path, kind)
-                with proxy._lock:
-                    proxy.counts[kind] += 1
-                    proxy.by_prefix[f"{kind} {where}"] += 1
+                started = time.monotonic()
                 conn = http.client.HTTPConnection(
                     proxy.upstream.hostname, proxy.upstream.port, timeout=300
                 )
@@ -88,6 +88,10 @@ class CountingProxy:
                 conn.endheaders(body or None)
                 resp = conn.getresponse()
                 data = resp.read()
+                with proxy._lock:
+                    proxy.counts[kind] += 1
+                    proxy.by_prefix[f"{kind} {where}"] += 1
+                    proxy.seconds_by_prefix[f"{kind} {where}"] += time.monotonic() - started
                 self.send_response_only(resp.status, resp.reason)
                 for key, value in resp.getheaders():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -117,6 +121,10 @@ class CountingProxy:
     def prefixes(self) -> Counter[str]:
         with self._lock:
             return Counter(self.by_prefix)
+
+    def seconds(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.seconds_by_prefix)
 
 
 def _prefix_of(path: str, kind: str) -> str:
@@ -295,6 +303,7 @@ def measured_run(
     ]  # fmt: skip
     before = proxy.snapshot()
     before_prefixes = proxy.prefixes()
+    before_seconds = proxy.seconds()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     rss = PeakRSS(proc.pid)
@@ -311,6 +320,7 @@ def measured_run(
         "seconds": seconds,
         "requests": proxy.snapshot() - before,
         "by_prefix": proxy.prefixes() - before_prefixes,
+        "seconds_by_prefix": proxy.seconds() - before_seconds,
         "written": written,
         "process_mb": rss.process_mb,
         "tree_mb": rss.tree_mb,
@@ -390,13 +400,15 @@ def main() -> None:
                 f"{r['process_mb']:>8.0f}{r['tree_mb']:>9.0f}  "
                 f"{sum(r['requests'].values())} ({reqs})"
             )
-    print("\nrequests by prefix, no-change runs (empty store / history):")
-    e_prefixes, h_prefixes = (
-        results["empty store"][1]["by_prefix"],
-        results["history"][1]["by_prefix"],
-    )
-    for where in sorted(set(e_prefixes) | set(h_prefixes), key=lambda w: -h_prefixes[w])[:25]:
-        print(f"  {e_prefixes[where]:>6} {h_prefixes[where]:>6}  {where}")
+    print("\nrequests and server ms by prefix, no-change runs (empty store / history):")
+    e_run, h_run = results["empty store"][1], results["history"][1]
+    e_prefixes, h_prefixes = e_run["by_prefix"], h_run["by_prefix"]
+    e_ms, h_ms = e_run["seconds_by_prefix"], h_run["seconds_by_prefix"]
+    for where in sorted(set(e_prefixes) | set(h_prefixes), key=lambda w: -h_ms[w])[:25]:
+        print(
+            f"  {e_prefixes[where]:>6} {h_prefixes[where]:>6}"
+            f"  {e_ms[where] * 1000:>8.0f} {h_ms[where] * 1000:>8.0f} ms  {where}"
+        )
     e1, e2 = results["empty store"]
     h1, h2 = results["history"]
     for name, e, h in (("first run", e1, h1), ("no-change run", e2, h2)):

@@ -491,25 +491,24 @@ class Run:
         articles, updates = writers
         aid = row["article_id"]
         marker = shared.rechecks.get(key)
-        if marker is not None and marker.article_id == aid:
-            with shared.lock:
-                shared.articles_extracted += 1
-                shared.link_articles[key] = aid
+        if marker is not None and marker.article_id != aid:
+            marker = None  # the link now leads to another article: a new one, or a known one
+        known = marker is None and bool(committed.committed([aid]))
+        with shared.lock:
+            shared.articles_extracted += 1
+            shared.link_articles[key] = aid
+            if marker is not None:  # a committed article its source says was updated
                 if row["content_sha256"] == marker.content_sha256:
                     shared.skips["unchanged"] += 1  # same body: nothing to write
-                elif aid not in shared.update_targets:
+                elif aid in shared.update_targets:
+                    shared.skips["duplicate_in_run"] += 1
+                else:
                     assert marker.ingest_date is not None
                     shared.update_targets[aid] = marker.ingest_date
                     shared.index_dates.add(index_date(row).isoformat())
                     updates.add(row)
-                else:
-                    shared.skips["duplicate_in_run"] += 1
-            return
-        known = bool(committed.committed([aid]))  # another link of a committed article
-        with shared.lock:
-            shared.articles_extracted += 1
-            shared.link_articles[key] = aid
-            if known:
+                return
+            if known:  # another link of a committed article
                 shared.skips["already_seen"] += 1
                 return
             if aid in shared.article_ids:

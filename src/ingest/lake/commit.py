@@ -403,7 +403,7 @@ class Lake:
                 date.fromisoformat(request.update_targets[a])
                 for a in rows["article_id"].to_pylist()
             ]
-            tables.append(rows.append_column(PARTITION, pa.array(days, pa.date32())).cast(target))
+            tables.append(conform(rows, pa.array(days, pa.date32()), target))
         return pa.concat_tables(tables) if tables else target.empty_table()
 
     def _drop_staging(self, run_key: str) -> None:
@@ -482,13 +482,19 @@ def with_partition(rows: pa.Table, ingest_date: str, target: pa.Schema) -> pa.Ta
     """The rows in the table's schema with their partition column. Rows written before a
     compatible new column existed (staged by an older version, or migrated) get nulls."""
     day = pa.array([date.fromisoformat(ingest_date)] * rows.num_rows, pa.date32())
+    return conform(rows, day, target)
+
+
+def conform(rows: pa.Table, partition: pa.Array, target: pa.Schema) -> pa.Table:
+    """`rows` in the table's schema (missing nullable columns as nulls) with `partition`
+    as the partition column, one value per row."""
     columns = [
         rows[f.name] if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type)
         for f in target
         if f.name != PARTITION
     ]
     names = [f.name for f in target if f.name != PARTITION]
-    return pa.Table.from_arrays([*columns, day], names=[*names, PARTITION]).cast(target)
+    return pa.Table.from_arrays([*columns, partition], names=[*names, PARTITION]).cast(target)
 
 
 def _dates(request: CommitRequest, accepted: set[str]) -> list[str]:
