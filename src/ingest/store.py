@@ -123,29 +123,24 @@ class LocalStore:
 
     def _publish(self, tmp: Path, dest: Path, if_absent: bool) -> bool:
         for attempt in range(10):
-            try:
+            # a delete may prune the directory between mkdir and the rename (mkdir's own
+            # exists-check may then fail too): the rename's FileNotFoundError retries
+            with contextlib.suppress(FileExistsError):
                 dest.parent.mkdir(parents=True, exist_ok=True)
-            except FileExistsError:  # made, then pruned by a delete before the check
-                if attempt == 9:
-                    raise
-                continue
             try:
                 if if_absent:
-                    try:
-                        os.link(tmp, dest)  # atomic create-if-absent
-                    except FileExistsError:
-                        return False
+                    os.link(tmp, dest)  # atomic create-if-absent
                 else:
                     os.replace(tmp, dest)
-                break
+            except FileExistsError:
+                return False  # only link raises it: the key exists
             except FileNotFoundError:
-                if not tmp.exists():
+                if attempt == 9 or not tmp.exists():
                     raise
-                continue  # a delete pruned the emptied directory meanwhile: make it again
-        else:
-            raise OSError(errno.ENOENT, f"directory {dest.parent} keeps disappearing")
-        _fsync_dir(dest.parent)
-        return True
+                continue
+            _fsync_dir(dest.parent)
+            return True
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def get_bytes(self, key: str) -> bytes | None:
         try:
