@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -116,3 +117,108 @@ def test_helpers_exit_when_owner_is_killed(start_method: str) -> None:
         for proc in helpers:
             if _running(proc):
                 proc.kill()
+
+
+# A job the worker's own timer cannot stop: SIGALRM blocked, as in C code that never
+# returns to the interpreter. Only the parent's grace-period kill ends it.
+_STUCK = "import signal, time\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])\n"
+_STUCK += "time.sleep(60)"
+
+
+def _concurrently(pool: ExtractorPool, jobs: dict[str, tuple]) -> dict[str, object]:
+    """Run every job from its own thread (as fetch threads do); name -> result or error."""
+    out: dict[str, object] = {}
+
+    def one(name: str, job: tuple) -> None:
+        try:
+            out[name] = pool.call(*job, what=name)
+        except ExtractError as exc:
+            out[name] = exc
+
+    threads = [threading.Thread(target=one, args=item) for item in jobs.items()]
+    for i, thread in enumerate(threads):
+        thread.start()
+        if i == 0:
+            time.sleep(0.2)  # the first job is in a worker before the others queue
+    for thread in threads:
+        thread.join(120)
+    return out
+
+
+def test_waiting_for_a_worker_does_not_count_against_the_timeout() -> None:
+    """One worker, a 2 s timeout, four 0.8 s jobs at once: the last one waits 2.4 s for
+    its turn but runs 0.8 s, so none of them timed out."""
+    pool = ExtractorPool(workers=1, timeout=2.0)
+    try:
+        pool.start()
+        results = _concurrently(pool, {f"page{i}": (time.sleep, 0.8) for i in range(4)})
+    finally:
+        pool.close()
+    assert results == {f"page{i}": None for i in range(4)}
+
+
+def test_an_overrun_the_worker_stops_itself_keeps_the_worker() -> None:
+    pool = ExtractorPool(workers=1, timeout=1.0)
+    try:
+        before = pool.call(os.getpid, what="pid")
+        with pytest.raises(ExtractError) as err:
+            pool.call(time.sleep, 30, what="slow page")
+        after = pool.call(os.getpid, what="pid")
+    finally:
+        pool.close()
+    assert err.value.reason == "extract_timeout" and not err.value.transient
+    assert before == after  # no process was killed for it
+
+
+def test_only_the_job_that_overran_is_rejected() -> None:
+    """The stuck job makes the parent kill and replace the pool; the jobs that shared the
+    killed pool are submitted again and succeed, none cancelled or rejected."""
+    pool = ExtractorPool(workers=2, timeout=1.0, grace=0.5)
+    try:
+        pool.start()
+        jobs: dict[str, tuple] = {"hostile": (exec, _STUCK)}
+        jobs |= {f"page{i}": (time.sleep, 0.4) for i in range(6)}
+        results = _concurrently(pool, jobs)
+    finally:
+        pool.close()
+    hostile = results.pop("hostile")
+    assert isinstance(hostile, ExtractError) and hostile.reason == "extract_timeout"
+    assert results == {f"page{i}": None for i in range(6)}
+
+
+def test_a_crash_costs_only_the_job_that_crashed() -> None:
+    """Nobody knows whose job killed a worker: every job the crash took down runs again
+    alone, and only the one that crashes alone is rejected."""
+    pool = ExtractorPool(workers=2, timeout=30)
+    try:
+        pool.start()
+        jobs: dict[str, tuple] = {
+            "hostile": (exec, "import os, time\ntime.sleep(0.3)\nos._exit(9)")
+        }
+        jobs |= {f"page{i}": (time.sleep, 0.5) for i in range(4)}
+        results = _concurrently(pool, jobs)
+    finally:
+        pool.close()
+    hostile = results.pop("hostile")
+    assert isinstance(hostile, ExtractError) and hostile.reason == "extract_crashed"
+    assert results == {f"page{i}": None for i in range(4)}
+
+
+def test_abort_ends_jobs_in_flight_at_once_as_transient() -> None:
+    pool = ExtractorPool(workers=1, timeout=60)
+    pool.start()
+    results: dict[str, object] = {}
+    worker = threading.Thread(
+        target=lambda: results.update(_concurrently(pool, {"long": (time.sleep, 50)}))
+    )
+    worker.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    pool.abort()
+    worker.join(10)
+    pool.close()
+    assert time.monotonic() - started < 5
+    error = results["long"]
+    assert isinstance(error, ExtractError) and error.reason == "aborted" and error.transient
+    with pytest.raises(ExtractError, match="aborted"):
+        pool.call(abs, 1, what="after abort")

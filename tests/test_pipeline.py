@@ -25,7 +25,8 @@ from ingest import ids
 from ingest.config import Feed, Settings
 from ingest.lake import read_committed, report_key
 from ingest.pipeline import run
-from ingest.store import Store
+from ingest.state import load_feed_states
+from ingest.store import LocalStore, Store
 
 pytestmark = pytest.mark.integration
 
@@ -225,6 +226,35 @@ def test_transient_failures_are_retried_next_run(store: Store) -> None:
         second = run(store, feeds, settings())  # validators were not saved: full feed again
         assert second.feeds_polled == 1 and second.articles_written == 1
     assert read_committed(store).num_rows == 2
+
+
+def test_a_transient_failure_keeps_every_source_that_listed_it_due(tmp_path) -> None:
+    """Adaptive polling would leave both sources for 10 minutes; the page that failed
+    transiently keeps them due (and their validators unsaved), so the very next run sees
+    its entry again in either feed, and nothing else is refetched."""
+    store = LocalStore(tmp_path / "store")
+    polite = settings(poll_min_interval=600.0)
+    with FixtureServer().running() as srv:
+        srv.add("/ok", Route(article_html("Ok", paragraphs(1)).encode()))
+        srv.add("/flaky", Route(b"", status=503))
+        srv.add("/quiet", Route(article_html("Quiet", paragraphs(3)).encode()))
+        one = [{"title": "ok", "link": srv.url("/ok")}, {"title": "f", "link": srv.url("/flaky")}]
+        two = [{"title": "f", "link": srv.url("/flaky")}]
+        three = [{"title": "q", "link": srv.url("/quiet")}]
+        for name, items in (("one", one), ("two", two), ("three", three)):
+            srv.add(f"/{name}.xml", Route(rss(items), content_type="application/rss+xml",
+                                          conditional=True))  # fmt: skip
+        feeds = [Feed(n, srv.url(f"/{n}.xml")) for n in ("one", "two", "three")]
+        first = run(store, feeds, polite)
+        srv.add("/flaky", Route(article_html("Flaky", paragraphs(2)).encode()))
+        second = run(store, feeds, polite)
+        states = load_feed_states(store)
+        hits = dict(srv.hits)
+    assert first.articles_written == 2 and first.rejects["http_503"] == 1
+    assert (second.feeds_polled, second.feeds_not_due, second.articles_written) == (2, 1, 1)
+    assert hits["/ok"] == 1 and hits["/quiet"] == 1 and hits["/three.xml"] == 1
+    assert all(states[n].etag is not None for n in ("one", "two", "three"))  # now complete
+    assert read_committed(store).num_rows == 3
 
 
 def test_same_run_id_twice_changes_nothing(store: Store, publisher: Publisher) -> None:

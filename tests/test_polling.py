@@ -3,6 +3,7 @@ until it is due, honours what the publisher says and backs a failing source off.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
@@ -13,7 +14,7 @@ from ingest import polling
 from ingest.config import Feed, Settings
 from ingest.pipeline import run
 from ingest.polling import PollBounds
-from ingest.state import load_feed_states
+from ingest.state import FeedState, load_feed_states
 from ingest.store import LocalStore
 
 BOUNDS = PollBounds(min_interval=600, max_interval=6 * 3600, slack=120)
@@ -154,3 +155,86 @@ def test_pages_of_a_rate_limited_host_are_retried_by_the_next_run(tmp_path) -> N
     assert first.articles_written == 0 and page_hits == 1  # one 429, then no more asking
     assert first.rejects == {"http_429": 1, "rate_limited": 1}
     assert second.articles_written == 2  # nothing was lost: the feed was read in full again
+
+
+# ---------------------------------------------------------------- next_state (pure)
+
+_POLLED = FeedState(
+    name="wire",
+    url="https://wire.example/f.xml",
+    etag='"old"',
+    last_modified="Mon, 23 Nov 2026 10:00:00 GMT",
+    checked_at="2026-11-26T10:00:00+00:00",
+    poll_interval=1800.0,
+)
+
+
+def _after(outcome: polling.PollOutcome, state: FeedState = _POLLED) -> FeedState:
+    return polling.next_state(state, outcome, run_started=NOW, now=NOW, bounds=BOUNDS)
+
+
+def test_validators_advance_only_when_every_entry_got_a_final_outcome() -> None:
+    fresh = {"status": "ok", "etag": '"new"', "last_modified": "Thu, 26 Nov 2026 11:00:00 GMT"}
+    done = _after(polling.PollOutcome(**fresh, new_articles=2))
+    assert (done.etag, done.last_modified, done.checked_at) == (
+        '"new"', "Thu, 26 Nov 2026 11:00:00 GMT", NOW.isoformat(),
+    )  # fmt: skip
+    assert datetime.fromisoformat(done.next_due_at) > NOW  # the adaptive interval applies
+
+    # one entry failed transiently (timeout, 5xx, rate limited, a stopped worker): the
+    # next poll must list it again, so nothing moves, and the very next run polls
+    held = _after(polling.PollOutcome(**fresh, new_articles=1, transient_failures=1))
+    assert (held.etag, held.last_modified, held.checked_at) == (
+        _POLLED.etag, _POLLED.last_modified, _POLLED.checked_at,
+    )  # fmt: skip
+    assert held.next_due_at == NOW.isoformat()
+    assert polling.is_due(held.next_due_at, NOW + timedelta(minutes=1), BOUNDS)
+    assert held.last_new_article_at == NOW.isoformat()  # what did arrive still counts
+    assert _POLLED.etag == '"old"'  # the input state is left as it was
+
+
+def test_a_capped_recheck_backlog_holds_the_validators_and_keeps_the_source_due() -> None:
+    capped = polling.PollOutcome(
+        status="ok", etag='"new"', rechecks_changed=2, rechecks_deferred=True,
+        backlog_cursor="2026-11-26T11:00:00+00:00 abc",
+    )  # fmt: skip
+    state = _after(capped)
+    assert (state.etag, state.checked_at) == (_POLLED.etag, _POLLED.checked_at)
+    assert state.recheck_cursor == "2026-11-26T11:00:00+00:00 abc"
+    assert state.next_due_at == NOW.isoformat()
+    # a transient failure in the batch: the cursor stays, so the batch is done again
+    retried = _after(replace(capped, transient_failures=1, backlog_cursor="later x"), state)
+    assert retried.recheck_cursor == "2026-11-26T11:00:00+00:00 abc"
+    # the backlog is through: everything advances and the cursor is gone
+    through = _after(polling.PollOutcome(status="ok", etag='"new"', rechecks_changed=1), state)
+    assert through.recheck_cursor is None and through.checked_at == NOW.isoformat()
+
+
+def test_dates_that_move_without_the_pages_back_rechecks_off() -> None:
+    unchanged = polling.PollOutcome(status="ok", rechecks_unchanged=3)
+    first = _after(unchanged)
+    assert first.recheck_misses == 1 and first.recheck_after is None
+    second = _after(unchanged, first)
+    assert second.recheck_misses == 2
+    assert second.recheck_after == (NOW + timedelta(hours=1)).isoformat()
+    assert polling.rechecks_paused(second, NOW + timedelta(minutes=59))
+    assert not polling.rechecks_paused(second, NOW + timedelta(minutes=61))
+    third = _after(unchanged, second)
+    assert third.recheck_after == (NOW + timedelta(hours=2)).isoformat()
+    capped = polling.recheck_backoff(40)
+    assert capped == polling.RECHECK_BACKOFF_MAX
+    # paused: no rechecks ran, so the streak neither grows nor ends
+    paused = _after(polling.PollOutcome(status="ok", etag='"x"', rechecks_deferred=True), third)
+    assert (paused.recheck_misses, paused.recheck_after) == (3, third.recheck_after)
+    assert (paused.checked_at, paused.etag) == (third.checked_at, third.etag)  # still owed
+    assert paused.next_due_at != NOW.isoformat()  # a pause does not make it due every run
+    # one changed body ends the backoff
+    back = _after(polling.PollOutcome(status="ok", rechecks_changed=1, rechecks_unchanged=4), third)
+    assert (back.recheck_misses, back.recheck_after) == (0, None)
+
+
+def test_a_failed_poll_moves_no_validator_and_backs_off() -> None:
+    failed = _after(polling.PollOutcome(status="failed", error="http_503: busy", retry_after=900))
+    assert (failed.etag, failed.checked_at) == (_POLLED.etag, _POLLED.checked_at)
+    assert failed.consecutive_failures == 1 and failed.last_error == "http_503: busy"
+    assert failed.next_due_at == (NOW + timedelta(seconds=900)).isoformat()

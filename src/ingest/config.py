@@ -101,6 +101,9 @@ class Settings:
     poll_min_interval: float = 600.0
     poll_max_interval: float = 21600.0
     poll_slack: float = 120.0
+    # update rechecks (committed links whose source says they changed) per source per run;
+    # the rest wait for the next run (ingest.polling.next_state)
+    max_rechecks: int = 100
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -138,7 +141,8 @@ class Settings:
                 f"setting mp_start_method must be forkserver, fork or spawn, "
                 f"got {_show(self.mp_start_method)}"
             )
-        for name in ("max_redirects", "http_retries", "per_host_delay", "lease_wait"):
+        non_negative = ("max_redirects", "http_retries", "per_host_delay", "lease_wait")
+        for name in (*non_negative, "max_rechecks"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"setting {name} must be >= 0, got {_show(getattr(self, name))}")
         if not 0 <= self.poll_min_interval <= self.poll_max_interval:

@@ -75,13 +75,17 @@ _WS_RE = re.compile(r"\s+")
 
 
 class ExtractError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    """A page that did not become an article. `transient`: the same page may succeed in a
+    later run (the run was stopped, a worker was lost), so its source stays due."""
+
+    def __init__(self, reason: str, detail: str, transient: bool = False) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.transient = transient
 
     def __reduce__(self) -> tuple[Any, ...]:  # survive the trip back from a worker process
-        return (ExtractError, (self.reason, self.detail))
+        return (ExtractError, (self.reason, self.detail, self.transient))
 
 
 def _split(value: str | list[str] | None, seps: str) -> list[str]:

@@ -1,8 +1,16 @@
 """A process pool for CPU-bound work (extraction, feed parsing) that survives crashed or
 stuck workers.
 
-One hostile page must not take the run down: a worker that dies (BrokenProcessPool) or
-exceeds the extraction timeout is replaced and only that page becomes a reject.
+One hostile page must not cost any other page. So:
+- at most `workers` jobs are in the pool at once (a semaphore in front of it): a job never
+  waits in the pool's queue, and its timeout counts its own run time only;
+- a worker stops its own job when the timeout passes (an interval timer in the worker),
+  so an ordinary overrun costs only that job and no process;
+- a job stuck where the timer cannot reach (C code holding on) is caught by the parent a
+  grace period later: the pool is killed and replaced, that job is the one rejected, and
+  every other job the replacement cut short is submitted again;
+- when a worker dies, nobody knows whose job killed it: each job it took down runs again
+  alone, and a job that crashes a worker while running alone is the one rejected.
 
 Workers also exit when the process that created the pool dies, however it dies (kill -9
 included): an idle worker blocks on its call queue, whose write end it holds itself, so it
@@ -20,8 +28,9 @@ import select
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -32,11 +41,24 @@ from ingest.extract import ExtractError, extract_page
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# A job cut short by a replacement it did not cause runs again; this bounds the loop if
+# replacements never stop (then the job is a transient failure: the next run retries it).
+MAX_SUBMITS = 5
+# How long after the timeout the parent waits for a worker that did not stop its own job.
+GRACE_SECONDS = 5.0
+
 
 class ExtractorPool:
-    def __init__(self, workers: int, timeout: float, start_method: str = "forkserver") -> None:
+    def __init__(
+        self,
+        workers: int,
+        timeout: float,
+        start_method: str = "forkserver",
+        grace: float = GRACE_SECONDS,
+    ) -> None:
         self.workers = workers
         self.timeout = timeout
+        self.grace = grace
         # forkserver: workers never inherit the parent's threads and locks (fork-safety),
         # and preloading trafilatura makes each new worker cheap.
         self._ctx = multiprocessing.get_context(start_method)
@@ -44,9 +66,15 @@ class ExtractorPool:
             self._ctx.set_forkserver_preload(["ingest.extract"])
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(workers)
+        self._solo = threading.Lock()  # one job at a time takes every slot
+        self._replaced: weakref.WeakSet[Any] = weakref.WeakSet()  # pools killed on purpose
+        self._aborted = False
 
     def _get(self) -> ProcessPoolExecutor:
         with self._lock:
+            if self._aborted:
+                raise ExtractError("aborted", "the run is stopping", transient=True)
             if self._pool is None:
                 if multiprocessing.current_process().daemon:
                     # A daemonic host (Celery's prefork pool) may not have children: work
@@ -64,31 +92,74 @@ class ExtractorPool:
 
     def _replace(self, broken: ProcessPoolExecutor, kill: bool) -> None:
         with self._lock:
+            if kill:
+                self._replaced.add(broken)
             if self._pool is not broken:
                 return
             self._pool = None
         if kill:
-            for proc in list(getattr(broken, "_processes", {}).values()):
+            for proc in list((getattr(broken, "_processes", None) or {}).values()):
                 proc.kill()
         broken.shutdown(wait=False, cancel_futures=True)
 
+    @contextmanager
+    def _turn(self, solo: bool) -> Iterator[None]:
+        """A slot in the pool; `solo` waits until the job can run with no other job."""
+        taken = 0
+        try:
+            if solo:
+                with self._solo:
+                    for _ in range(self.workers):
+                        self._slots.acquire()
+                        taken += 1
+            else:
+                self._slots.acquire()
+                taken = 1
+            yield
+        finally:
+            for _ in range(taken):
+                self._slots.release()
+
     def call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
-        """Run fn(*args) in a worker; a dead or stuck worker costs only this call."""
-        for _attempt in range(2):
-            pool = self._get()
-            try:
-                future = pool.submit(fn, *args)
-                return future.result(timeout=self.timeout)
-            except BrokenProcessPool:
-                log.warning("a worker process died; restarting the pool (%s)", what)
-                self._replace(pool, kill=False)
-            except FuturesTimeout:
-                log.warning("%s exceeded %.0fs; restarting the pool", what, self.timeout)
-                self._replace(pool, kill=True)
-                raise ExtractError(
-                    "extract_timeout", f"processing took longer than {self.timeout:.0f}s"
-                ) from None
-        raise ExtractError("extract_crashed", f"the worker process crashed on {what}")
+        """Run fn(*args) in a worker; a dead or stuck worker costs only the job that
+        caused it. Raises ExtractError for this job's own timeout or crash."""
+        solo = False
+        for _submit in range(MAX_SUBMITS):
+            with self._turn(solo):
+                pool = self._get()
+                try:
+                    if isinstance(pool, ProcessPoolExecutor):
+                        future = pool.submit(_timed_call, self.timeout, fn, *args)
+                    else:
+                        future = pool.submit(fn, *args)
+                    return future.result(timeout=self.timeout + self.grace)
+                except FuturesTimeout:
+                    log.warning("%s exceeded %.0fs; restarting the pool", what, self.timeout)
+                    self._replace(pool, kill=True)
+                    raise ExtractError(
+                        "extract_timeout", f"processing took longer than {self.timeout:.0f}s"
+                    ) from None
+                except (BrokenProcessPool, CancelledError):
+                    with self._lock:
+                        innocent = pool in self._replaced
+                    if self._aborted:
+                        raise ExtractError(
+                            "aborted", "the run is stopping", transient=True
+                        ) from None
+                    if innocent:
+                        continue  # another job's timeout replaced the pool: run again
+                    self._replace(pool, kill=False)
+                    if solo:
+                        raise ExtractError(
+                            "extract_crashed", f"the worker process crashed on {what}"
+                        ) from None
+                    log.warning("a worker process died; %s runs again alone", what)
+                    solo = True
+        raise ExtractError(
+            "extract_interrupted",
+            f"the pool was replaced {MAX_SUBMITS} times while {what} waited",
+            transient=True,
+        )
 
     def start(self) -> None:
         """Start every worker now. Call it before starting threads when using fork: the
@@ -101,11 +172,52 @@ class ExtractorPool:
     def extract(self, html: str, url: str) -> dict[str, Any]:
         return self.call(extract_page, html, url, what=url)
 
+    def abort(self) -> None:
+        """Stop now (SIGTERM): kill the workers; every job in flight or still to come
+        fails at once as a transient error instead of running to its timeout."""
+        with self._lock:
+            self._aborted = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Overran(BaseException):
+    """Raised in a worker by its own timer. A BaseException, so the `except Exception` of
+    the library being run does not swallow it."""
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _Overran()
+
+
+def _timed_call(timeout: float, fn: Callable[..., T], *args: Any) -> T:
+    """Run fn(*args) in a worker, stopping it once it has run for `timeout` seconds. Only
+    a worker's main thread can take signals; elsewhere (in-process) the parent's wait is
+    the only limit."""
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        try:
+            return fn(*args)
+        finally:  # the timer may fire in here too: the outer handler still catches it
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Overran:
+        raise ExtractError(
+            "extract_timeout", f"processing took longer than {timeout:.0f}s"
+        ) from None
+    finally:
+        signal.signal(signal.SIGALRM, previous)
 
 
 _ORPHANED = 70  # exit status of a worker whose owner died

@@ -206,6 +206,13 @@ class Deadline:
                 self._spent += time.monotonic() - self._since
                 self._since = None
 
+    def expire_now(self) -> None:
+        """The run is stopping: end the fetch as if its budget were spent."""
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
     def expire_if_due(self, now: float) -> bool:
         with self._lock:
             if self.expired or self._since is None or self._remaining(now) > 0:
@@ -239,6 +246,11 @@ class _Watchdog:
                 )
                 self._thread.start()
             self._cond.notify()
+
+    def expire_all(self) -> None:
+        with self._cond:
+            for deadline in self._deadlines:
+                deadline.expire_now()
 
     def untrack(self, deadline: Deadline) -> None:
         with self._cond:
@@ -276,10 +288,18 @@ _current = threading.local()
 _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
 
 
-def _resolve(host: str, port: int, timeout: float) -> list[Any]:
+def _resolve(host: str, port: int, timeout: float, deadline: Deadline | None) -> list[Any]:
     future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    ends = time.monotonic() + max(timeout, 0.001)
     try:
-        return future.result(timeout=max(timeout, 0.001))
+        while True:  # in slices, so a fetch cut short (SIGTERM) stops waiting at once
+            left = ends - time.monotonic()
+            if left <= 0 or (deadline is not None and deadline.expired):
+                raise FuturesTimeout
+            try:
+                return future.result(timeout=min(left, 0.25))
+            except FuturesTimeout:
+                continue
     except FuturesTimeout:
         raise FetchError(
             "timeout", f"resolving {host} took longer than the fetch deadline", transient=True
@@ -294,7 +314,7 @@ def _guarded_connection(base: type[HTTPConnection], allowed: tuple[IPNetwork, ..
             host = self._dns_host.strip("[]")
             deadline: Deadline | None = getattr(_current, "deadline", None)
             budget = deadline.remaining() if deadline is not None else 30.0
-            infos = _resolve(host, self.port, budget)
+            infos = _resolve(host, self.port, budget, deadline)
             refusals = []
             last: OSError | None = None
             for family, socktype, proto, _, sockaddr in infos:
@@ -435,6 +455,18 @@ class HttpClient:
         self.robots = RobotsCache(self)
         self.bytes_received = 0
         self._bytes_lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def abort(self) -> None:
+        """Stop every fetch now (SIGTERM): fetches in flight end as transient `aborted`
+        errors within moments instead of running to their deadlines, and new ones fail
+        before sending anything."""
+        self._stopping.set()
+        self._watchdog.expire_all()
+
+    def _check_stopping(self, url: str) -> None:
+        if self._stopping.is_set():
+            raise FetchError("aborted", f"the run is stopping: {url} not fetched", transient=True)
 
     def close(self) -> None:
         self._watchdog.stop()
@@ -458,7 +490,7 @@ class HttpClient:
             start = max(now, self._host_next.get(host, now))
             self._host_next[host] = start + delay
         if start > now:
-            time.sleep(start - now)
+            self._stopping.wait(start - now)
 
     def _pause_host(self, host: str, seconds: float) -> None:
         """The host asked for a pause (Retry-After on 429/503): nothing more is sent to it
@@ -507,6 +539,8 @@ class HttpClient:
         """
         deadline = Deadline(self.settings.total_timeout)
         self._watchdog.track(deadline)
+        if self._stopping.is_set():  # abort() may have swept the deadlines just before
+            deadline.expire_now()
         try:
             with _running(deadline):
                 return self._fetch(url, accept, headers, max_bytes, check_robots, deadline)
@@ -531,12 +565,14 @@ class HttpClient:
         current = url
         retry = self._retry
         while True:
+            self._check_stopping(current)
             host = _checked_host(current)
             self._check_paused(host, current)
             if check_robots and settings.respect_robots and not self.robots.allowed(current):
                 raise FetchError("robots_disallowed", f"robots.txt disallows {current}")
             try:
                 with self._host_turn(host, deadline):
+                    self._check_stopping(current)
                     self._check_paused(host, current)  # a pause may have begun while waiting
                     hop = self._hop(current, headers, accept, limit, deadline)
             except FetchError as exc:
@@ -552,7 +588,7 @@ class HttpClient:
                 if backoff >= deadline.remaining():
                     raise exc
                 log.debug("retrying %s in %.1fs after %s", current, backoff, exc)
-                time.sleep(backoff)  # part of the fetch: the deadline counts it
+                self._stopping.wait(backoff)  # part of the fetch: the deadline counts it
                 continue
             status, hdrs, body = hop
             if body is None:  # a redirect

@@ -24,7 +24,7 @@ from ingest import __version__, ids, polling, schema
 from ingest.config import Feed, Settings
 from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
-from ingest.feeds import FeedEntry, PollResult, parse_feed, poll
+from ingest.feeds import FUTURE_TOLERANCE, FeedEntry, PollResult, parse_feed, poll
 from ingest.http_client import FetchError, HttpClient
 from ingest.lake import STAGING, CommitRequest, KeyIndex, Lake, PartWriter
 from ingest.lake.commit import UPDATES
@@ -86,6 +86,30 @@ class _FeedRun:
     transient_failures: int = 0
     new_articles: int = 0
     checked_since: str | None = None  # entries updated after this are checked again
+    rechecks_changed: int = 0
+    rechecks_unchanged: int = 0
+    rechecks_deferred: bool = False
+    backlog_cursor: str | None = None  # where this run's capped rechecks stopped
+
+    def outcome(self) -> polling.PollOutcome:
+        result = self.poll
+        assert result is not None
+        error = result.error
+        return polling.PollOutcome(
+            status=result.status,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            error=str(error) if error is not None else None,
+            retry_after=error.retry_after if error is not None else None,
+            hint_seconds=result.hint_seconds,
+            entry_dates=tuple(e.published for e in result.entries if e.published),
+            new_articles=self.new_articles,
+            transient_failures=self.transient_failures,
+            rechecks_changed=self.rechecks_changed,
+            rechecks_unchanged=self.rechecks_unchanged,
+            rechecks_deferred=self.rechecks_deferred,
+            backlog_cursor=self.backlog_cursor,
+        )
 
 
 @dataclass
@@ -101,6 +125,7 @@ class _RunState:
     rechecks: dict[str, Marker] = field(default_factory=dict)  # link key -> committed marker
     update_targets: dict[str, str] = field(default_factory=dict)  # article id -> its partition
     scheduled: set[str] = field(default_factory=set)  # link keys fetched in this run
+    failed_transiently: set[str] = field(default_factory=set)  # link keys to try again
     index_dates: set[str] = field(default_factory=set)
     skips: Counter[str] = field(default_factory=Counter)
     rejects: Counter[str] = field(default_factory=Counter)
@@ -246,7 +271,7 @@ class Run:
         self.report.feeds_total = len(self.feeds)
 
         def add_reject(
-            entry: FeedEntry, url: str, stage: str, exc: FetchError | ExtractError
+            entry: FeedEntry, key: str, url: str, stage: str, exc: FetchError | ExtractError
         ) -> None:
             status = getattr(exc, "status", None)
             transient = bool(getattr(exc, "transient", False))
@@ -263,8 +288,11 @@ class Run:
             )
             with shared.lock:
                 shared.rejects[exc.reason] += 1
-                if transient:
-                    runs[entry.feed].transient_failures += 1
+                if transient:  # every source that listed the link must see it again
+                    shared.failed_transiently.add(key)
+                    for name, _url in shared.link_feeds.get(key, {(entry.feed, "")}):
+                        if name in runs:
+                            runs[name].transient_failures += 1
                 rejects.add(row)
 
         def process(entry: FeedEntry, key: str) -> None:
@@ -286,9 +314,11 @@ class Run:
                 log.exception("internal error on %s", entry.link)
                 add_reject(
                     entry,
+                    key,
                     entry.link or "",
                     "extract",
-                    ExtractError("internal_error", f"{type(exc).__name__}: {exc}"),
+                    # transient: once the bug is fixed, a later run gets the page
+                    ExtractError("internal_error", f"{type(exc).__name__}: {exc}", transient=True),
                 )
             finally:
                 progress.step()
@@ -316,6 +346,13 @@ class Run:
                 page_futures += [fetchers.submit(process, e, k) for e, k in todo]
             for future in page_futures:
                 future.result()
+        except BaseException:
+            # Stopping (SIGTERM, Ctrl-C, the store failing): cut fetches and extractions in
+            # flight short instead of waiting out their timeouts. Nothing of this run is
+            # committed, so the next run does them.
+            client.abort()
+            extractor.abort()
+            raise
         finally:
             # On any error (store failure, SIGTERM) queued pages are dropped, not fetched:
             # nothing of this run is committed, so the next run does them.
@@ -408,13 +445,7 @@ class Run:
             else:
                 candidates.append((entry, ids.url_key(entry.link)))
         seen = committed.committed(key for _, key in candidates)
-        # A committed link whose entry says it changed since this feed's entries were last
-        # checked is fetched again: its row is updated in place if the body changed.
-        changed = {
-            key: entry
-            for entry, key in candidates
-            if key in seen and _changed_since(entry, run.checked_since)
-        }
+        changed, deferred = self._rechecks(run, [(e, k) for e, k in candidates if k in seen])
         markers = dict(zip(changed, map(committed.read, changed), strict=True))
         todo = []
         with shared.lock:
@@ -422,10 +453,14 @@ class Run:
                 shared.link_feeds.setdefault(key, set()).add((entry.feed, entry.feed_url))
                 marker = markers.get(key)
                 recheck = marker is not None and marker.ingest_date and marker.content_sha256
-                if key in seen and not recheck:
+                if key in deferred:
+                    skips["recheck_deferred"] += 1
+                elif key in seen and not recheck:
                     skips["already_seen"] += 1
                 elif key in shared.scheduled:
                     skips["duplicate_in_run"] += 1
+                    if key in shared.failed_transiently:  # another source's try already failed
+                        run.transient_failures += 1
                 else:
                     if recheck:
                         assert marker is not None
@@ -434,6 +469,44 @@ class Run:
                     todo.append((entry, key))
             shared.skips.update(skips)
         return todo
+
+    def _rechecks(
+        self, run: _FeedRun, committed: list[tuple[FeedEntry, str]]
+    ) -> tuple[list[str], set[str]]:
+        """Which committed links to fetch again because their entry says they changed since
+        the source was last checked: (keys to recheck, keys deferred to a later run).
+
+        Dates beyond the future tolerance are ignored (a year-9999 `updated` would force a
+        refetch every poll). At most `max_rechecks` per source per run, oldest change
+        first, continuing where a capped run stopped; none while the source is in recheck
+        backoff (its dates move without its pages)."""
+        horizon = self.started + FUTURE_TOLERANCE
+        since = _parse_time(run.checked_since)
+        cursor = _parse_cursor(run.state.recheck_cursor)
+        due: list[tuple[datetime, str]] = []
+        for entry, key in committed:
+            updated = entry.updated
+            if updated is None or since is None or not since < updated <= horizon:
+                continue
+            if cursor is not None and (updated, key) <= cursor:
+                continue  # rechecked by an earlier run of this backlog
+            due.append((updated, key))
+        if not due:
+            return [], set()
+        due.sort()
+        if polling.rechecks_paused(run.state, self.started):
+            run.rechecks_deferred = True
+            return [], {key for _, key in due}
+        cap = self.settings.max_rechecks
+        if cap == 0:  # rechecks turned off: a changed date is not a reason to fetch
+            return [], set()
+        now, later = due[:cap], due[cap:]
+        if later:
+            run.rechecks_deferred = True
+            if now:
+                last_updated, last_key = now[-1]
+                run.backlog_cursor = f"{last_updated.isoformat()} {last_key}"
+        return [key for _, key in now], {key for _, key in later}
 
     def _process(
         self,
@@ -455,20 +528,20 @@ class Run:
                 with shared.lock:
                     shared.skips["robots"] += 1
                 return
-            add_reject(entry, entry.link, "fetch", exc)
+            add_reject(entry, key, entry.link, "fetch", exc)
             return
         fetched_at = datetime.now(UTC)
         with shared.lock:
             shared.pages_fetched += 1
-        location = self._archive(entry.link, resp, fetched_at, client)
         try:
             extracted = extractor.extract(resp.text(), resp.final_url)
         except ExtractError as exc:
-            add_reject(entry, resp.final_url, "extract", exc)
+            add_reject(entry, key, resp.final_url, "extract", exc)
             return
         if extracted["word_count"] < self.settings.min_words:
             add_reject(
                 entry,
+                key,
                 resp.final_url,
                 "extract",
                 ExtractError(
@@ -485,10 +558,8 @@ class Run:
             extracted=extracted,
             run_id=self.run_id,
         )
-        row.update(location)
         # Only links that reached an article become "seen" (the commit records the keys of
         # its rows): a failed link stays retryable.
-        articles, updates = writers
         aid = row["article_id"]
         marker = shared.rechecks.get(key)
         if marker is not None and marker.article_id != aid:
@@ -497,29 +568,52 @@ class Run:
         with shared.lock:
             shared.articles_extracted += 1
             shared.link_articles[key] = aid
-            if marker is not None:  # a committed article its source says was updated
-                if row["content_sha256"] == marker.content_sha256:
-                    shared.skips["unchanged"] += 1  # same body: nothing to write
-                elif aid in shared.update_targets:
-                    shared.skips["duplicate_in_run"] += 1
-                else:
-                    assert marker.ingest_date is not None
-                    shared.update_targets[aid] = marker.ingest_date
-                    shared.index_dates.add(index_date(row).isoformat())
-                    updates.add(row)
-                return
-            if known:  # another link of a committed article
-                shared.skips["already_seen"] += 1
-                return
-            if aid in shared.article_ids:
+            writer = self._route(row, marker, known, shared, runs[entry.feed], writers)
+        if writer is None:
+            return
+        # Archived only now, once a row will point at the record: an unchanged recheck or a
+        # duplicate leaves nothing under raw/.
+        row.update(self._archive(entry.link, resp, fetched_at, client))
+        with shared.lock:
+            writer.add(row)
+
+    def _route(
+        self,
+        row: dict[str, Any],
+        marker: Marker | None,
+        known: bool,
+        shared: _RunState,
+        feed_run: _FeedRun,
+        writers: tuple[PartWriter, PartWriter],
+    ) -> PartWriter | None:
+        """Where an extracted page goes: a new row, an update of a committed row, or a
+        counted skip (None). Called with the run's lock held."""
+        aid = row["article_id"]
+        if marker is not None:  # a committed article its source says was updated
+            if row["content_sha256"] == marker.content_sha256:
+                shared.skips["unchanged"] += 1  # same body: nothing to write
+                feed_run.rechecks_unchanged += 1
+                return None
+            feed_run.rechecks_changed += 1
+            if aid in shared.update_targets:
                 shared.skips["duplicate_in_run"] += 1
-                return
-            shared.article_ids.add(aid)
-            if row["published_at"] is not None:
-                shared.published_at[aid] = row["published_at"].timestamp()
+                return None
+            assert marker.ingest_date is not None
+            shared.update_targets[aid] = marker.ingest_date
             shared.index_dates.add(index_date(row).isoformat())
-            runs[entry.feed].new_articles += 1
-            articles.add(row)
+            return writers[1]
+        if known:  # another link of a committed article
+            shared.skips["already_seen"] += 1
+            return None
+        if aid in shared.article_ids:
+            shared.skips["duplicate_in_run"] += 1
+            return None
+        shared.article_ids.add(aid)
+        if row["published_at"] is not None:
+            shared.published_at[aid] = row["published_at"].timestamp()
+        shared.index_dates.add(index_date(row).isoformat())
+        feed_run.new_articles += 1
+        return writers[0]
 
     def _archive(
         self, link: str, resp: Any, fetched_at: datetime, client: HttpClient
@@ -544,50 +638,32 @@ class Run:
         return self._raw.add(record)
 
     def _next_state(self, run: _FeedRun) -> FeedState:
-        state, result = run.state, run.poll
-        assert result is not None
-        now = datetime.now(UTC).isoformat()
-        bounds = self.settings.poll_bounds()
-        state.polls += 1
-        state.last_polled_at = now
-        state.last_status = result.status
-        if result.status == "failed":
-            state.consecutive_failures += 1
-            state.last_error = str(result.error)
-            retry_after = result.error.retry_after if result.error else None
-            backoff = polling.failure_interval(state.consecutive_failures, retry_after, bounds)
-            state.next_due_at = polling.due_at(self.started, backoff)
-            return state
-        state.consecutive_failures = 0
-        state.last_error = None
-        state.last_success_at = now
-        if result.status == "not_modified":
-            state.not_modified += 1
-        elif run.transient_failures == 0:
-            # Validators advance only when every entry got a final outcome; otherwise the
-            # next poll must see the full feed again to retry what failed transiently.
-            state.etag, state.last_modified = result.etag, result.last_modified
-            state.checked_at = now
-        if run.new_articles:
-            state.last_new_article_at = now
-        state.poll_interval = polling.next_interval(
-            state.poll_interval,
-            found_new=run.new_articles > 0,
-            hint=result.hint_seconds,
-            pace=polling.observed_pace([e.published for e in result.entries if e.published]),
-            bounds=bounds,
+        return polling.next_state(
+            run.state,
+            run.outcome(),
+            run_started=self.started,
+            now=datetime.now(UTC),
+            bounds=self.settings.poll_bounds(),
         )
-        state.next_due_at = polling.due_at(self.started, state.poll_interval)
-        return state
 
 
-def _changed_since(entry: FeedEntry, checked_since: str | None) -> bool:
-    """The entry (feed `updated`, sitemap `lastmod`) says it changed after the feed's
-    entries were last checked: what was ingested then may be out of date. A check that
-    failed transiently does not count, so the update is tried again."""
-    if entry.updated is None or checked_since is None:
-        return False
-    return entry.updated > datetime.fromisoformat(checked_since)
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _parse_cursor(value: str | None) -> tuple[datetime, str] | None:
+    """A recheck cursor "<updated ISO> <link key>"; None when absent or unreadable (the
+    backlog then starts over, which costs rechecks, never updates)."""
+    if not value or " " not in value:
+        return None
+    stamp, key = value.rsplit(" ", 1)
+    when = _parse_time(stamp)
+    return (when, key) if when is not None and when.tzinfo is not None else None
 
 
 def _sources_of(shared: _RunState) -> dict[str, list[list[str]]]:

@@ -9,6 +9,17 @@ that says "no news for an hour" is not asked every ten minutes). Everything stay
 [INGEST_POLL_MIN_INTERVAL, INGEST_POLL_MAX_INTERVAL]. A failing source backs off
 exponentially from the minimum, and a `Retry-After` (429/503) is honoured in full.
 
+Validators (ETag, Last-Modified) and `checked_at` advance only when every entry of the
+poll reached a final outcome: committed, skipped for a final reason (already seen, filtered,
+robots, unchanged) or rejected permanently. Anything transient (a timeout, a 5xx, a
+rate-limited host, a stopped run) keeps them where they were and keeps the source due, so
+the next run sees those entries again. A backlog of update rechecks larger than a run's
+cap (INGEST_MAX_RECHECKS) also keeps the source due; the cursor says where it stopped.
+
+A source whose rechecks keep finding unchanged bodies (dates that move without the pages)
+is rechecked less often: after two such runs in a row, no rechecks for an hour, doubling
+up to a day; a recheck that finds a changed body ends the backoff.
+
 Due times count from the run's start, not from the poll's own moment, so a feed polled
 three minutes into a run is due again at the same point of the schedule; a run treats as
 due what falls due within INGEST_POLL_SLACK of its start (scheduler jitter).
@@ -18,13 +29,18 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from itertools import pairwise
 
+from ingest.state import FeedState
+
 HINT_SCAN_BYTES = 64 * 1024  # the channel-level elements sit before the items
 MAX_HINT_SECONDS = 7 * 24 * 3600.0  # a hint beyond a week is a misconfiguration, not advice
+RECHECK_BACKOFF_AFTER = 2  # runs in a row whose rechecks all found the same body
+RECHECK_BACKOFF_BASE = 3600.0
+RECHECK_BACKOFF_MAX = 86400.0
 
 _TTL = re.compile(rb"<ttl>\s*(\d{1,7})\s*</ttl>", re.I)
 _SY_PERIOD = re.compile(rb"<sy:updatePeriod>\s*([a-z]+)\s*</sy:updatePeriod>", re.I)
@@ -152,3 +168,95 @@ def _http_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """What became of one poll and its entries, as far as the source's state cares."""
+
+    status: str  # ok | not_modified | failed
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    hint_seconds: float | None = None
+    entry_dates: tuple[datetime, ...] = ()
+    new_articles: int = 0
+    transient_failures: int = 0  # entries that may succeed in a later run
+    rechecks_changed: int = 0
+    rechecks_unchanged: int = 0
+    rechecks_deferred: bool = False  # over the cap, or in recheck backoff
+    backlog_cursor: str | None = None  # set when the cap cut the rechecks short
+
+
+def recheck_backoff(misses: int) -> float:
+    """Seconds without rechecks after `misses` runs in a row of unchanged rechecks."""
+    if misses < RECHECK_BACKOFF_AFTER:
+        return 0.0
+    exponent = min(misses - RECHECK_BACKOFF_AFTER, 30)
+    return min(RECHECK_BACKOFF_BASE * 2**exponent, RECHECK_BACKOFF_MAX)
+
+
+def rechecks_paused(state: FeedState, run_started: datetime) -> bool:
+    if not state.recheck_after:
+        return False
+    try:
+        return datetime.fromisoformat(state.recheck_after) > run_started
+    except ValueError:
+        return False
+
+
+def next_state(
+    state: FeedState,
+    outcome: PollOutcome,
+    *,
+    run_started: datetime,
+    now: datetime,
+    bounds: PollBounds,
+) -> FeedState:
+    """The source's state after this poll (a new object; `state` is left as it was)."""
+    state = replace(state)
+    stamp = now.isoformat()
+    state.polls += 1
+    state.last_polled_at = stamp
+    state.last_status = outcome.status
+    if outcome.status == "failed":
+        state.consecutive_failures += 1
+        state.last_error = outcome.error
+        backoff = failure_interval(state.consecutive_failures, outcome.retry_after, bounds)
+        state.next_due_at = due_at(run_started, backoff)
+        return state
+    state.consecutive_failures = 0
+    state.last_error = None
+    state.last_success_at = stamp
+    if outcome.status == "not_modified":
+        state.not_modified += 1
+    complete = outcome.transient_failures == 0 and not outcome.rechecks_deferred
+    if outcome.status == "ok":
+        if complete:
+            state.etag, state.last_modified = outcome.etag, outcome.last_modified
+            state.checked_at = stamp
+            state.recheck_cursor = None
+        elif outcome.transient_failures == 0 and outcome.backlog_cursor is not None:
+            state.recheck_cursor = outcome.backlog_cursor  # a failed batch is done again
+    if outcome.rechecks_changed:
+        state.recheck_misses, state.recheck_after = 0, None
+    elif outcome.rechecks_unchanged:
+        state.recheck_misses += 1
+        pause = recheck_backoff(state.recheck_misses)
+        state.recheck_after = due_at(run_started, pause) if pause else None
+    if outcome.new_articles:
+        state.last_new_article_at = stamp
+    state.poll_interval = next_interval(
+        state.poll_interval,
+        found_new=outcome.new_articles > 0,
+        hint=outcome.hint_seconds,
+        pace=observed_pace(list(outcome.entry_dates)),
+        bounds=bounds,
+    )
+    backlog = outcome.backlog_cursor is not None and outcome.rechecks_deferred
+    if outcome.transient_failures or backlog:
+        state.next_due_at = run_started.isoformat()  # due again in the very next run
+    else:
+        state.next_due_at = due_at(run_started, state.poll_interval)
+    return state

@@ -42,6 +42,12 @@ class FeedState:
     checked_at: str | None = None
     next_due_at: str | None = None  # adaptive polling: not polled before this (ingest.polling)
     poll_interval: float | None = None  # seconds, the interval that set next_due_at
+    # update rechecks (ingest.polling.next_state): where a capped backlog stopped
+    # ("<updated ISO> <link key>"), how many runs in a row found every recheck unchanged,
+    # and no rechecks before recheck_after (a source whose dates move without its pages)
+    recheck_cursor: str | None = None
+    recheck_misses: int = 0
+    recheck_after: str | None = None
 
     def conditional_headers(self) -> dict[str, str]:
         headers = {}
@@ -56,7 +62,7 @@ class StateFileError(ValueError):
     """A feed-state entry that is not what this version wrote (truncated, edited, foreign)."""
 
 
-_INT_FIELDS = {"consecutive_failures", "polls", "not_modified"}
+_INT_FIELDS = {"consecutive_failures", "polls", "not_modified", "recheck_misses"}
 _FLOAT_FIELDS = {"poll_interval"}
 
 
