@@ -18,6 +18,7 @@ from fixture_server import (
     paragraphs,
     rss,
     send_html,
+    slow_page,
     trickle_headers,
 )
 
@@ -255,6 +256,34 @@ def test_a_transient_failure_keeps_every_source_that_listed_it_due(tmp_path) -> 
     assert hits["/ok"] == 1 and hits["/quiet"] == 1 and hits["/three.xml"] == 1
     assert all(states[n].etag is not None for n in ("one", "two", "three"))  # now complete
     assert read_committed(store).num_rows == 3
+
+
+def test_a_page_that_overruns_extraction_costs_no_other_sources_articles(tmp_path) -> None:
+    """One worker, a 2 s extraction timeout, a hostile page that takes longer than that to
+    extract and an innocent feed's pages queued behind it: only the hostile page is
+    rejected; the innocent articles are committed in that same run, never lost."""
+    store = LocalStore(tmp_path / "store")
+    tight = settings(workers=1, extract_timeout=2.0, total_timeout=20.0, read_timeout=20.0,
+                     max_bytes=32 * 2**20)  # fmt: skip
+    heavy = article_html("Heavy", paragraphs(4000, count=15000)).encode()
+    with FixtureServer().running() as hostile, FixtureServer("127.0.0.2").running() as innocent:
+        hostile.add("/heavy", Route(heavy))
+        hostile.add("/h.xml", Route(rss([{"title": "h", "link": hostile.url("/heavy")}]),
+                                    content_type="application/rss+xml"))  # fmt: skip
+        items = []
+        for i in range(4):
+            page = article_html(f"Innocent {i}", paragraphs(4100 + i)).encode()
+            innocent.add(f"/n/{i}", slow_page(page, 1.0))  # arrives while "heavy" runs
+            items.append({"title": f"n{i}", "link": innocent.url(f"/n/{i}")})
+        innocent.add("/n.xml", Route(rss(items), content_type="application/rss+xml",
+                                     conditional=True))  # fmt: skip
+        feeds = [Feed("hostile", hostile.url("/h.xml")), Feed("innocent", innocent.url("/n.xml"))]
+        first = run(store, feeds, tight)
+        second = run(store, feeds, tight)
+    titles = sorted(r["title"] for r in read_committed(store).to_pylist())
+    assert titles == [f"Innocent {i}" for i in range(4)]
+    assert first.articles_written == 4 and dict(first.rejects) == {"extract_timeout": 1}
+    assert second.feeds_not_modified == 1 and second.articles_written == 0
 
 
 def test_same_run_id_twice_changes_nothing(store: Store, publisher: Publisher) -> None:
