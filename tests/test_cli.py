@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import socket
@@ -11,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from fixture_server import FixtureServer, Route, article_html, paragraphs, rss, slow_page
+
+from ingest.state import FEEDS
+from ingest.store import LocalStore, Store
 
 pytestmark = pytest.mark.integration
 
@@ -247,6 +252,66 @@ def test_status_follows_the_feeds_file_and_run_fails_on_feed_errors(tmp_path: Pa
     assert re.search(r"^gone\s+removed", after.stdout, re.M)
     assert re.search(r"^brand-new\s+new", after.stdout, re.M)
     assert "3 feeds: 0 failing, 0 stale, 1 ok, 1 removed, 1 new" in after.stdout
+
+
+def snapshot(store: Store) -> dict[str, str]:
+    """Every object of the store with a hash of its bytes; on a local store also every
+    directory and temp file (what a read must not create either)."""
+    if isinstance(store, LocalStore):
+        if not store.root.exists():
+            return {}
+        return {
+            path.relative_to(store.root).as_posix(): (
+                hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+            )
+            for path in store.root.rglob("*")
+        }
+    return {k: hashlib.sha256(store.get_bytes(k) or b"").hexdigest() for k in store.list("")}
+
+
+def test_status_reports_a_corrupt_state_file_and_no_reader_writes(
+    store: Store, feeds_file: Path
+) -> None:
+    """A damaged `_state/feeds.json` is a problem `status` reports (it used to show "0
+    failing ... 1 new" and exit 0), and neither `status` nor `ddl` writes to the store, not
+    even the quarantine copy; the next run still keeps the damaged file aside."""
+    net = ("--allow-network", "127.0.0.0/8", "--no-progress")
+    first = ingest("run", "--feeds", str(feeds_file), "--store", store.uri, *net)
+    assert first.returncode == 0, first.stderr
+    good = store.get_bytes(FEEDS)
+    wrong_type = json.loads(good)
+    wrong_type["feeds"]["cli"]["polls"] = "many"
+    damaged = {
+        "truncated": good[: len(good) // 2],
+        "garbage": b"\x00\xff not json at all",
+        "wrong type": json.dumps(wrong_type).encode(),
+    }
+    for what, raw in damaged.items():
+        store.put_bytes(FEEDS, raw)
+        before = snapshot(store)
+        status = ingest("status", "--store", store.uri, "--fail-on-problems")
+        assert status.returncode == 3, (what, status.stdout, status.stderr)
+        lines = [line for line in status.stdout.splitlines() if "corrupt" in line]
+        assert len(lines) == 1 and lines[0].startswith(f"{FEEDS} is corrupt: "), status.stdout
+        listed = ingest("status", "--store", store.uri, "--all", "--feeds", str(feeds_file))
+        assert listed.returncode == 0 and f"{FEEDS} is corrupt: " in listed.stdout, what
+        ddl = ingest("ddl", "--dialect", "duckdb", "--store", store.uri)
+        assert ddl.returncode == 0, ddl.stderr
+        assert snapshot(store) == before, what  # nothing written, nothing quarantined
+    # `index` writes its output and its own state, nothing else
+    before = snapshot(store)
+    index = ingest("index", "--store", store.uri)
+    assert index.returncode == 0, index.stderr
+    after = snapshot(store)
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed and all(k.startswith(("index", "_state/index.json")) for k in changed), changed
+    # a run still keeps the damaged file aside and carries on
+    again = ingest("run", "--feeds", str(feeds_file), "--store", store.uri, *net)
+    assert again.returncode == 0, again.stderr
+    assert len(list(store.list("_state/quarantine/"))) == 1
+    assert json.loads(store.get_bytes(FEEDS))["feeds"]["cli"]["polls"] == 1
+    ok = ingest("status", "--store", store.uri, "--fail-on-problems")
+    assert ok.returncode == 0 and "corrupt" not in ok.stdout, ok.stdout
 
 
 # ------------------------------------------------------------------ faults an operator meets

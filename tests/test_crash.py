@@ -100,7 +100,7 @@ def test_kill_minus_nine_anywhere_keeps_exactly_once(
     feeds = tmp_path / "feeds.yaml"
     feeds.write_text(f"feeds:\n  - name: crash\n    url: {site.url('/feed.xml')}\n")
     env = {**os.environ, **endpoint.env(), "INGEST_PART_ROWS": "1", "INGEST_HTTP_RETRIES": "0"}
-    # A killed run's lease stays until it expires: keep that short and let the next run wait.
+    # A killed run's lease is taken over at once on this host; short TTL and a wait in case.
     env.update({"INGEST_LEASE_TTL": "1", "INGEST_LEASE_WAIT": "60"})
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH")])

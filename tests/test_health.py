@@ -14,8 +14,8 @@ from ingest import alerts
 from ingest.config import Feed, Settings
 from ingest.health import feed_health, render_table
 from ingest.pipeline import run
-from ingest.state import load_feed_states
-from ingest.store import LocalStore
+from ingest.state import FEEDS, load_feed_states
+from ingest.store import LocalStore, Store
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +54,18 @@ def test_feed_state_tracks_failures_not_modified_and_staleness(tmp_path) -> None
     assert "bad" in table and "failing" in table and "good " not in table
     assert "2 feeds: 1 failing, 0 stale, 1 ok" in table
     assert f"{2 / 3:.0%}" in render_table(list(rows.values()), show_all=True)
+
+
+def test_feed_health_reads_a_damaged_state_without_writing(store: Store) -> None:
+    """Health is a read (status, the DAG's feed_health task): a damaged entry is skipped,
+    never quarantined from here; only a run's commit keeps the file aside."""
+    doc = {"feeds": {"a": {"name": "a", "url": "https://a.example/f", "polls": "many"},
+                     "b": {"name": "b", "url": "https://b.example/f"}}}  # fmt: skip
+    store.put_bytes(FEEDS, json.dumps(doc).encode())
+    before = {k: store.get_bytes(k) for k in store.list("")}
+    rows = feed_health(store, timedelta(hours=24))
+    assert [r.state.name for r in rows] == ["b"]
+    assert {k: store.get_bytes(k) for k in store.list("")} == before
 
 
 def test_failure_alert_posts_one_line_to_the_webhook() -> None:

@@ -95,3 +95,21 @@ def test_runs_refuse_an_unmigrated_store_and_the_cli_migrates_it(tmp_path) -> No
     assert done.returncode == 0, done.stderr
     assert "migrated 11 articles, 1 rejects and 3 feed states" in done.stdout
     Lake(LocalStore(root)).recover()
+
+
+def test_migrate_refuses_a_store_that_does_not_exist_and_creates_nothing(tmp_path) -> None:
+    """A typo in the path must not leave `<typo>/_tmp/` behind (store.check created it)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for where, text in ((tmp_path / "typo", "no newsflow store at"), (empty, "no newsflow")):
+        done = subprocess.run(
+            [sys.executable, "-m", "ingest.cli", "migrate", "--store", str(where)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": SRC},
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr
+        assert not (tmp_path / "typo").exists() and list(empty.iterdir()) == []
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ingest: error:")]
+        assert len(errors) == 1 and text in errors[0] and "Traceback" not in done.stderr

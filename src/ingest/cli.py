@@ -175,15 +175,22 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """Read-only: a damaged state file is reported as a problem, not repaired (the next
+    run keeps it aside and starts those feeds afresh)."""
     from ingest.health import feed_health, has_problems, render_table
     from ingest.lake.tables import require_store
+    from ingest.state import FEEDS, read_feed_states
 
     names = [f.name for f in load_feeds(args.feeds)] if args.feeds else None
     store = open_store(args.store)
     require_store(store)
-    rows = feed_health(store, timedelta(hours=args.stale_hours), feeds=names)
+    state = read_feed_states(store)
+    rows = feed_health(store, timedelta(hours=args.stale_hours), feeds=names, states=state.states)
     print(render_table(rows, show_all=args.all))
-    return EXIT_FEED_PROBLEMS if args.fail_on_problems and has_problems(rows) else 0
+    if state.problem is not None:
+        print(_one_line(f"{FEEDS} is corrupt: {state.problem}"))
+    problems = has_problems(rows) or state.problem is not None
+    return EXIT_FEED_PROBLEMS if args.fail_on_problems and problems else 0
 
 
 def cmd_maintain(args: argparse.Namespace) -> int:
@@ -205,8 +212,10 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from ingest.lake.migrate import migrate
+    from ingest.lake.tables import require_store
 
     store = open_store(args.store)
+    require_store(store)  # before check(), which would create a mistyped local directory
     store.check()
     result = migrate(store)
     if result.already_done:
@@ -361,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_status.add_argument(
         "--fail-on-problems",
         action="store_true",
-        help="exit 3 when a feed is failing or stale (for monitoring)",
+        help="exit 3 when a feed is failing or stale or the state file is corrupt (for monitoring)",
     )
     p_status.set_defaults(func=cmd_status)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingest.state import FeedState, load_feed_states
+from ingest.state import FeedState, read_feed_states
 from ingest.store import Store
 
 ERROR_COLUMN_CHARS = 80
@@ -44,15 +44,18 @@ def feed_health(
     stale_after: timedelta,
     now: datetime | None = None,
     feeds: Iterable[str] | None = None,
+    states: dict[str, FeedState] | None = None,
 ) -> list[FeedHealth]:
     """Failing: the last poll failed. Stale: no new article for longer than `stale_after`
     (a feed that never produced one counts from its first successful poll).
 
     With `feeds` (the names in the current feeds file), a feed known only to the state is
     "removed" (never failing or stale: nobody polls it any more) and a listed feed with no
-    state yet is "new"."""
+    state yet is "new". `states` (already read) spares reading the state again. A read
+    only: damaged entries are left out, never quarantined (`read_feed_states`)."""
     now = now or datetime.now(UTC)
-    states = load_feed_states(store)
+    if states is None:
+        states = read_feed_states(store).states
     listed = {name.casefold(): name for name in feeds} if feeds is not None else None
     out = []
     for state in states.values():

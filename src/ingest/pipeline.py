@@ -179,13 +179,14 @@ class Run:
 
         The run lease is taken here and released by the commit; a second run on the store
         waits for it or stops with StoreBusy. A shard stops renewing it when it is done
-        (`hold_lease` keeps renewing it through the caller's own commit)."""
+        (`hold_lease` keeps renewing it through the caller's own commit, and binds it to this
+        process: if it dies, the next run on this host need not wait for the expiry)."""
         t0 = time.monotonic()
         self.store.check()
         self.lake.recover()
         if self.lake.committed_run(self.run_key) is not None:
             return None
-        self.lease.acquire(wait=self.settings.lease_wait)
+        self.lease.acquire(wait=self.settings.lease_wait, process_bound=hold_lease)
         try:
             request = self._ingest(self.lake.keys)
             self.report.seconds = round(time.monotonic() - t0, 3)

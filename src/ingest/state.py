@@ -97,30 +97,47 @@ def _quarantine(store: Store, raw: bytes, problem: str) -> None:
         log.warning("%s; the affected feeds start afresh; the file is kept as %s", problem, aside)
 
 
-def load_feed_states(store: Store) -> dict[str, FeedState]:
-    """Every feed's state by name. An unreadable file or entry costs those feeds their
-    validators and counters for one poll, never the run."""
+@dataclass
+class FeedStateFile:
+    """What `_state/feeds.json` holds: the readable entries and what is wrong with the
+    rest (None when nothing is), so readers can report damage without repairing it."""
+
+    states: dict[str, FeedState]
+    raw: bytes | None = None
+    problem: str | None = None
+
+
+def read_feed_states(store: Store) -> FeedStateFile:
+    """Read the state without writing anything: what read-only commands (`status`) use."""
     raw = store.get_bytes(FEEDS)
     if raw is None:
-        return {}
+        return FeedStateFile({})
     try:
         doc = json.loads(raw)
-        entries = doc["feeds"]
-        if not isinstance(entries, dict):
-            raise TypeError("'feeds' is not an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        _quarantine(store, raw, f"feed state {FEEDS} is unreadable ({exc})")
-        return {}
+    except ValueError as exc:  # also a UnicodeDecodeError
+        return FeedStateFile({}, raw, f"not JSON ({exc})")
+    entries = doc.get("feeds") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict):
+        return FeedStateFile({}, raw, "no 'feeds' object")
     states: dict[str, FeedState] = {}
     problems = []
     for name, entry in entries.items():
         try:
-            states[name] = parse_feed_state(entry, f"{FEEDS}: feed {name!r}")
+            states[name] = parse_feed_state(entry, f"feed {name!r}")
         except StateFileError as exc:
             problems.append(str(exc))
-    if problems:
-        _quarantine(store, raw, "; ".join(problems[:3]))
-    return states
+    more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+    return FeedStateFile(states, raw, "; ".join(problems[:3]) + more if problems else None)
+
+
+def load_feed_states(store: Store) -> dict[str, FeedState]:
+    """Every feed's state by name, for a run: an unreadable file or entry costs those feeds
+    their validators and counters for one poll, never the run, and the file is kept aside
+    under `_state/quarantine/`."""
+    read = read_feed_states(store)
+    if read.problem is not None and read.raw is not None:
+        _quarantine(store, read.raw, f"feed state {FEEDS} is unreadable ({read.problem})")
+    return read.states
 
 
 def state_for(states: dict[str, FeedState], name: str, url: str) -> FeedState:
