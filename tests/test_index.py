@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import random
 import re
 import shutil
 import struct
@@ -532,6 +533,98 @@ def test_site_bytes_do_not_depend_on_build_history(store: Store, tmp_path: Path)
     site = {k: store.get_bytes(k) for k in store.list("index/")}
     assert site == {k: other.get_bytes(k) for k in other.list("index/")}
     assert len(site) == 5 * 4 + 2
+
+
+# ---------------------------------------------------------------------------- a big day
+
+
+def big_day(count: int) -> list[dict]:
+    """`count` distinct stories on DAY, one a minute from midnight (newest is the last)."""
+    rows = []
+    for n in range(count):
+        words = random.Random(n).choices(range(10**6), k=120)  # no two are near duplicates
+        text = f"Story {n}\n" + " ".join(f"w{w}" for w in words)
+        rows.append(article(n, text=text, published=at(0) + timedelta(minutes=n)))
+    return rows
+
+
+def page_key(day: date, number: int) -> str:
+    return day_key(day, "latest-news.html" if number == 1 else f"latest-news-{number}.html")
+
+
+def story_links(page: str) -> list[str]:
+    return re.findall(r'<li lang="[^"]*"><a href="([^"]+)"', page)
+
+
+def pager(page: str) -> tuple[str | None, str | None]:
+    """(newer, older) page a day page links in its page navigation; both copies agree."""
+    found = re.findall(r'<nav class="pages".*?</nav>', page, re.S)
+    assert len(found) == 2 and found[0] == found[1], found
+    links = [re.search(rf'rel="{rel}" href="([^"]+)"', found[0]) for rel in ("prev", "next")]
+    return (links[0] and links[0][1], links[1] and links[1][1])
+
+
+def test_a_big_day_is_paged_and_its_feeds_bounded(store: Store) -> None:
+    """A day of more than PAGE_STORIES stories: the day page shows the newest PAGE_STORIES
+    and links further pages, each bounded; the feeds hold the newest FEED_ITEMS; the
+    Parquet file holds every story. A later build with fewer pages drops the extra ones."""
+    size = index.PAGE_STORIES
+    count = 2 * size + 201
+    rows = big_day(count)
+    commit(store, "r1", rows, DAY)
+    (result,) = index.build(store, [DAY])
+    assert result.stories == count
+    everything = read_index(store)
+    assert len(everything) == count and [r["rank"] for r in everything] == list(range(1, count + 1))
+    urls = [r["url"] for r in everything]
+    assert urls[0] == rows[-1]["url"]  # newest first
+
+    pages = [day_page(store)] + [store.get_bytes(page_key(DAY, n)).decode() for n in (2, 3)]
+    assert not store.exists(page_key(DAY, 4))
+    assert [len(story_links(p)) for p in pages] == [size, size, 201]
+    assert [u for p in pages for u in story_links(p)] == urls  # every story, once, in order
+    assert pager(pages[0]) == (None, "latest-news-2.html")
+    assert pager(pages[1]) == ("latest-news.html", "latest-news-3.html")
+    assert pager(pages[2]) == ("latest-news-2.html", None)
+    assert nav(pages[0]) == (None, None)  # the day links stay on the day's first page
+    assert f"{count} stories" in pages[0] and "Page 2 of 3" in pages[1]
+    for page in pages:
+        assert CSP_META in page and "<script" not in page
+    assert set(result.keys) == {day_key(DAY, n) for n in index.NAMES} | {
+        page_key(DAY, 2),
+        page_key(DAY, 3),
+    }
+
+    feed = json.loads(store.get_bytes(day_key(DAY, "latest-news.json")))
+    feed_items = index.FEED_ITEMS
+    assert feed["description"].startswith(f"The newest {feed_items} of the {count} stories")
+    assert [i["id"] for i in feed["items"]] == [r["article_id"] for r in everything[:feed_items]]
+    atom = ET.fromstring(store.get_bytes(day_key(DAY, "latest-news.xml")))
+    entries = atom.findall(f"{{{index.ATOM}}}entry")
+    assert [e.find(f"{{{index.ATOM}}}link").get("href") for e in entries] == urls[:feed_items]
+    assert json.loads(store.get_bytes(index.MANIFEST))["days"] == {DAY.isoformat(): count}
+    assert assert_site_links_resolve(store) > 0
+
+    # the day shrinks (stories moved away, say): the pages beyond its last one go
+    keep = {r["article_id"] for r in rows[: size - 1]}
+    gone = ", ".join(f"'{r['article_id']}'" for r in rows if r["article_id"] not in keep)
+    Lake(store).articles().delete(f"article_id IN ({gone})")
+    index.build(store, [DAY])
+    assert not store.exists(page_key(DAY, 2)) and not store.exists(page_key(DAY, 3))
+    assert "pages" not in day_page(store) and len(story_links(day_page(store))) == size - 1
+    assert assert_site_links_resolve(store) > 0
+
+
+def test_a_day_of_page_stories_has_one_page_as_before(store: Store) -> None:
+    """Up to PAGE_STORIES stories: one page with no page navigation, feeds with them all."""
+    commit(store, "r1", big_day(index.PAGE_STORIES), DAY)
+    index.build(store, [DAY])
+    page = day_page(store)
+    assert len(story_links(page)) == index.PAGE_STORIES and 'class="pages"' not in page
+    assert not store.exists(page_key(DAY, 2))
+    feed = json.loads(store.get_bytes(day_key(DAY, "latest-news.json")))
+    assert len(feed["items"]) == index.PAGE_STORIES
+    assert feed["description"] == "Stories published on this day (UTC), newest first."
 
 
 # ---------------------------------------------------------------------------- a real browser

@@ -4,6 +4,7 @@ archive with the network blocked; their index days, and only those, change."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -164,3 +165,83 @@ def test_reextract_resumes_after_dying_midway(
     rows = read_committed(store).to_pylist()
     assert len(rows) == 18 and len({r["article_id"] for r in rows}) == 18
     assert all(r["extractor"] == extract.extractor_version() for r in rows)
+
+
+def damage_one_record(store: Store, damage: str) -> tuple[dict, list[dict]]:
+    """Damage the raw record of the last article of one WARC file; the damaged row and the
+    rows it takes down with it (all of its file when the whole object is gone)."""
+    rows = read_committed(store).to_pylist()
+    key = sorted({r["warc_file"] for r in rows})[0]
+    in_file = sorted((r for r in rows if r["warc_file"] == key), key=lambda r: r["warc_offset"])
+    victim = in_file[-1]  # nothing of another article lies after its record
+    data = bytearray(store.get_bytes(key) or b"")
+    start, length = victim["warc_offset"], victim["warc_length"]
+    if damage == "truncated":  # the file ends in the middle of the record
+        store.put_bytes(key, bytes(data[: start + length // 2]))
+    elif damage == "garbage":  # same size, but bytes in the middle of the range overwritten
+        middle = start + length // 2
+        data[middle : middle + 64] = bytes(b ^ 0x5A for b in data[middle : middle + 64])
+        store.put_bytes(key, bytes(data))
+    else:  # "missing": the object is gone
+        store.delete(key)
+        return victim, in_file
+    return victim, [victim]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
+def test_a_damaged_raw_record_is_counted_and_the_rest_reextracted(
+    store: Store,
+    tmp_path: Path,
+    damage: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One unreadable record must not stop re-extraction of the others: it is counted
+    (`raw_unreadable`, its raw key and article id logged) and its row stays as it was. A
+    raw object that is gone is what `maintain --raw-days` leaves: without a raw record."""
+    ingest_demo(store, tmp_path)
+    victim, lost = damage_one_record(store, damage)
+    before = {r["article_id"]: r for r in read_committed(store).to_pylist()}
+    monkeypatch.setattr(extract, "RULES_VERSION", extract.RULES_VERSION + 1)
+    monkeypatch.setattr(extractor_pool, "extract_page", drop_first_paragraph)
+
+    with caplog.at_level("WARNING", logger="ingest.reextract"):
+        result = reextract(store, workers=2, start_method="fork")
+
+    lost_ids = {r["article_id"] for r in lost}
+    if damage == "missing":
+        assert (result.missing_raw, result.raw_unreadable) == (len(lost), 0)
+    else:
+        assert (result.missing_raw, result.raw_unreadable) == (0, 1)
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any(victim["warc_file"] in w and victim["article_id"] in w for w in warnings)
+        assert "1 with an unreadable raw record" in result.summary()
+    assert result.selected == len(before) == 18
+    assert result.reextracted == len(before) - len(lost) == result.changed
+    after = {r["article_id"]: r for r in read_committed(store).to_pylist()}
+    assert after.keys() == before.keys()
+    for aid, row in after.items():
+        if aid in lost_ids:
+            assert row == before[aid]  # left as it was
+        else:
+            assert row["extractor"] == extract.extractor_version()
+
+
+def test_cli_reextract_with_a_truncated_raw_file_exits_zero(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    ingest_demo(store, tmp_path)
+    victim, _ = damage_one_record(store, "truncated")
+    src = str(Path(__file__).parents[1] / "src")  # this checkout's engine in the subprocess
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest.cli", "reextract", "--store", str(store.root),
+         "--no-index"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (summary,) = [line for line in done.stdout.splitlines() if line.startswith("re-extracted")]
+    assert summary.startswith("re-extracted 17 of 18 selected articles")
+    assert "1 with an unreadable raw record" in summary
+    warning = [line for line in done.stderr.splitlines() if "WARNING" in line]
+    assert len(warning) == 1 and victim["warc_file"] in warning[0]
+    assert victim["article_id"] in warning[0] and "error:" not in done.stderr

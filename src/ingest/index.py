@@ -8,6 +8,11 @@ deterministic: nothing in the output depends on when it was built.
 The day pages form a browsable site: `index/index.html` lists the days, each day page links
 the previous and next day. Both come from one small manifest, `index/days.json` (day ->
 story count), so a build never lists `index/` or reads other days' data.
+
+A big day stays bounded: its page shows the newest PAGE_STORIES stories and links further
+pages (`latest-news-2.html`, …) of at most PAGE_STORIES each; its Atom and JSON feeds hold
+the newest FEED_ITEMS; only the Parquet file holds every story. Rows are read one batch at
+a time and their text is dropped once the lead is taken from it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from deltalake import DeltaTable
 
 from ingest import schema
 from ingest.lake import ARTICLES, Lake, open_table, write_parquet
-from ingest.lake.tables import read_data_file
+from ingest.lake.tables import iter_data_file
 from ingest.store import Store
 from ingest.text import xml_safe
 
@@ -44,6 +49,11 @@ STATE = "_state/index.json"
 NAMES = ("latest-news.parquet", "latest-news.json", "latest-news.xml", "latest-news.html")
 MANIFEST = "index/days.json"  # day -> story count of every day with an index
 HOME = "index/index.html"  # the list of days, rendered from the manifest alone
+# A day page holds at most this many stories, newest first; a bigger day continues on
+# latest-news-2.html, -3, … (a 10,000-story day on one page was 8 MB of HTML).
+PAGE_STORIES = 500
+FEED_ITEMS = PAGE_STORIES  # the day's Atom and JSON feeds: its newest stories, as page 1
+READ_BATCH_ROWS = 2_000  # rows decoded at a time when reading a day's data files
 _COLUMNS = [
     "article_id", "canonical_url", "source", "title", "published_at", "published_at_source",
     "fetched_at", "language", "summary", "text", "content_sha256", "simhash", "site_name",
@@ -103,19 +113,43 @@ def _candidate_files(table: DeltaTable, start: datetime, end: datetime) -> list[
 
 
 def stories_of_day(store: Store, day: date) -> pa.Table:
-    """Committed articles that belong to `day` (publication time, else fetch time, UTC)."""
+    """Committed articles that belong to `day` (publication time, else fetch time, UTC),
+    with `summary` already the index's (see `_index_summary`) and without `text`: the text
+    is most of a row's bytes and the index needs only its lead, so each file is read a
+    batch at a time and the text of a batch dropped before the next is decoded."""
     start = datetime.combine(day, time(), UTC)
     end = start + timedelta(days=1)
     table = open_table(store, ARTICLES)
     tables = []
     for path in _candidate_files(table, start, end) if table is not None else []:
-        rows = read_data_file(store, ARTICLES, path, _COLUMNS)
-        when = pc.coalesce(rows["published_at"], rows["fetched_at"])
-        mask = pc.and_(pc.greater_equal(when, pa.scalar(start)), pc.less(when, pa.scalar(end)))
-        tables.append(rows.filter(mask))
+        for rows in iter_data_file(store, ARTICLES, path, _COLUMNS, READ_BATCH_ROWS):
+            when = pc.coalesce(rows["published_at"], rows["fetched_at"])
+            inside = pc.and_(
+                pc.greater_equal(when, pa.scalar(start)), pc.less(when, pa.scalar(end))
+            )
+            rows = rows.filter(inside)
+            if rows.num_rows:
+                tables.append(_index_summary(rows))
     if not tables:
-        return schema.article().arrow.empty_table().select(_COLUMNS)
+        return _index_summary(schema.article().arrow.empty_table().select(_COLUMNS))
     return pa.concat_tables(tables)
+
+
+def _index_summary(rows: pa.Table) -> pa.Table:
+    """`summary` replaced by what the index shows (the article's summary, else the lead of
+    its text, shortened) and `text` dropped."""
+    summaries = [
+        shorten(summary or _lead(title, text or ""))
+        for summary, title, text in zip(
+            rows["summary"].to_pylist(),
+            rows["title"].to_pylist(),
+            rows["text"].to_pylist(),
+            strict=True,
+        )
+    ]
+    at = rows.schema.get_field_index("summary")
+    rows = rows.set_column(at, rows.schema.field(at), pa.array(summaries, pa.string()))
+    return rows.drop_columns(["text"])
 
 
 # ---------------------------------------------------------------------------- building
@@ -191,7 +225,7 @@ def _unique(values: Iterable[str | None]) -> list[str]:
 
 
 def build_entries(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows of the index schema, newest first, one per story."""
+    """Rows of the index schema, newest first, one per story (from `stories_of_day`)."""
     rows = table.to_pylist()
     for row in rows:
         row["when"] = row["published_at"] or row["fetched_at"]
@@ -207,7 +241,7 @@ def build_entries(table: pa.Table) -> list[dict[str, Any]]:
                 "source": shown["source"],
                 "url": shown["canonical_url"],
                 "language": shown["language"],
-                "summary": shorten(shown["summary"] or _lead(shown["title"], shown["text"])),
+                "summary": shown["summary"],
                 "article_id": shown["article_id"],
                 "other_sources": sorted({r["source"] for r in others} - {shown["source"]}),
                 "other_article_ids": sorted(r["article_id"] for r in others),
@@ -260,9 +294,10 @@ def render_json_feed(day: date, entries: list[dict[str, Any]]) -> bytes:
 
     home_page_url and feed_url are relative (the day's page and this file, next to it): the
     store knows no public base URL, and a reader resolves them against where it got the
-    feed. Item URLs are given only for http(s), like the links of the HTML page."""
+    feed. Item URLs are given only for http(s), like the links of the HTML page. At most
+    FEED_ITEMS items, the newest: a feed reader wants the latest, the Parquet file has all."""
     items = []
-    for e in entries:
+    for e in entries[:FEED_ITEMS]:
         item: dict[str, Any] = {"id": e["article_id"]}
         if _safe_href(e["url"]):
             item["url"] = e["url"]
@@ -290,11 +325,20 @@ def render_json_feed(day: date, entries: list[dict[str, Any]]) -> bytes:
         "title": f"Latest news — {day.isoformat()}",
         "home_page_url": NAMES[3],
         "feed_url": NAMES[1],
-        "description": "Stories published on this day (UTC), newest first.",
+        "description": _feed_description(len(entries)),
         "authors": [{"name": "newsflow"}],
         "items": items,
     }
     return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def _feed_description(stories: int) -> str:
+    if stories <= FEED_ITEMS:
+        return "Stories published on this day (UTC), newest first."
+    return (
+        f"The newest {FEED_ITEMS} of the {stories} stories published on this day (UTC), "
+        "newest first; the day's pages and Parquet file hold them all."
+    )
 
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -305,16 +349,19 @@ def render_atom(day: date, entries: list[dict[str, Any]]) -> bytes:
     """Atom 1.0; `updated` is the newest story's time, so rebuilding gives the same bytes.
 
     Every text goes through xml_safe: rows committed before text was cleaned on the way
-    in may still hold control characters, and one would make the whole file invalid."""
+    in may still hold control characters, and one would make the whole file invalid.
+    At most FEED_ITEMS entries, the newest (a subtitle says so when the day has more)."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed")
     _text(feed, "id", f"urn:newsflow:index:{day.isoformat()}")
     _text(feed, "title", f"Latest news — {day.isoformat()}")
+    if len(entries) > FEED_ITEMS:
+        _text(feed, "subtitle", _feed_description(len(entries)))
     ET.SubElement(feed, f"{{{ATOM}}}link", rel="alternate", type="text/html", href=NAMES[3])
     newest = entries[0]["published_at"] if entries else datetime.combine(day, time(), UTC)
     _text(feed, "updated", _iso(newest))
     _text(ET.SubElement(feed, f"{{{ATOM}}}author"), "name", "newsflow")
-    for e in entries:
+    for e in entries[:FEED_ITEMS]:
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
         if language_tag(e["language"]):
             entry.set(XML_LANG, language_tag(e["language"]))
@@ -403,6 +450,34 @@ def _day_page_href(day: date) -> str:
     return f"date={day.isoformat()}/{NAMES[3]}"
 
 
+def page_count(stories: int) -> int:
+    """How many pages a day of `stories` stories has (one, even when empty)."""
+    return max(1, -(-stories // PAGE_STORIES))
+
+
+def page_name(number: int) -> str:
+    """The file of a day's page `number`: the first is the day page every link points at."""
+    return NAMES[3] if number == 1 else f"latest-news-{number}.html"
+
+
+def _pages_html(number: int, pages: int) -> str:
+    """Links to the day's newer and older pages; it depends on nothing but the day."""
+    newer = (
+        f'<a class="prev" rel="prev" href="{page_name(number - 1)}">← Newer stories</a>'
+        if number > 1
+        else '<span class="prev"></span>'
+    )
+    older = (
+        f'<a class="next" rel="next" href="{page_name(number + 1)}">Older stories →</a>'
+        if number < pages
+        else '<span class="next"></span>'
+    )
+    return (
+        f'<nav class="pages" aria-label="Pages of this day">{newer}'
+        f'<span class="all">Page {number} of {pages}</span>{older}</nav>'
+    )
+
+
 # Escaped content never holds a raw "<", so this only ever matches the nav we wrote.
 _NAV = re.compile(r'<nav class="days".*?</nav>', re.S)
 
@@ -428,11 +503,21 @@ def _nav_html(nav: Nav) -> str:
     )
 
 
-def render_html(day: date, entries: list[dict[str, Any]], nav: Nav | None = None) -> bytes:
-    """A self-contained page; every value is escaped, links only for http(s) URLs. Each
-    story carries its language (`lang`, "" when unknown) and its publisher's name."""
+def render_html(
+    day: date, entries: list[dict[str, Any]], nav: Nav | None = None, page: int = 1
+) -> bytes:
+    """Page `page` of the day (`entries` is the whole day): a self-contained page; every
+    value is escaped, links only for http(s) URLs. Each story carries its language (`lang`,
+    "" when unknown) and its publisher's name. A day of up to PAGE_STORIES stories is one
+    page with no page links; a bigger one has pages of PAGE_STORIES linked newer/older,
+    and only the first carries the links to other days (so a new day relinks one page)."""
+    pages = page_count(len(entries))
+    if not 1 <= page <= pages:
+        raise ValueError(f"page {page} of a day of {pages} pages")
+    first = (page - 1) * PAGE_STORIES
+    shown = entries[first : first + PAGE_STORIES]
     items = []
-    for e in entries:
+    for e in shown:
         title = _esc(e["title"] or e["url"])
         href = _safe_href(e["url"])
         headline = f'<a href="{_esc(href)}" dir="auto">{title}</a>' if href else title
@@ -456,21 +541,35 @@ def render_html(day: date, entries: list[dict[str, Any]], nav: Nav | None = None
         if items
         else '<p class="empty">No stories for this day.</p>'
     )
-    links = _nav_html(nav or Nav())
     head = (
         f'<link rel="alternate" type="application/atom+xml" title="Atom feed" href="{NAMES[2]}">\n'
         f'<link rel="alternate" type="application/feed+json" title="JSON Feed" href="{NAMES[1]}">\n'
     )
+    count = f"{_count(len(entries))}, newest first (UTC)"
+    title = f"Latest news — {day.isoformat()}"
+    if pages > 1:
+        count += f"; stories {first + 1}–{first + len(shown)} on this page"
+        pager = _pages_html(page, pages)
+        stories = f"{pager}\n{stories}\n{pager}"
+    if page > 1:
+        title += f" (page {page} of {pages})"
+    links = _nav_html(nav or Nav()) if page == 1 else ""
+    back = (
+        ""
+        if page == 1
+        else f'<p><a href="{NAMES[3]}">This day\'s first page</a> · '
+        '<a href="../index.html">All days</a></p>\n'
+    )
     body = (
         f'<header><h1>Latest news<small><time datetime="{day.isoformat()}">'
         f"{_long_day(day)}</time></small></h1>\n"
-        f'<p class="meta">{_count(len(entries))}, newest first (UTC)</p>\n{links}</header>\n'
-        f"<main>\n{stories}\n</main>\n<footer>{links}\n"
+        f'<p class="meta">{count}</p>\n{links}</header>\n'
+        f"<main>\n{stories}\n</main>\n<footer>{links}\n{back}"
         f'<p>This day as <a type="application/atom+xml" href="{NAMES[2]}">Atom</a> · '
         f'<a type="application/feed+json" href="{NAMES[1]}">JSON Feed</a> · '
         f'<a href="{NAMES[0]}">Parquet</a></p></footer>'
     )
-    return _page(f"Latest news — {day.isoformat()}", head, body)
+    return _page(title, head, body)
 
 
 def relink(page: bytes, nav: Nav) -> bytes | None:
@@ -533,21 +632,34 @@ def render_manifest(days: dict[date, int]) -> bytes:
 
 def build_day(store: Store, day: date, nav: Nav | None = None) -> IndexResult:
     """Rebuild one day's index; each object is replaced atomically, readers never see a
-    half-written file. `build` keeps the day list and the neighbours' links in step."""
+    half-written file. `build` keeps the day list and the neighbours' links in step and
+    drops pages a smaller rebuild no longer has (`drop_pages`).
+
+    Each rendering is written as soon as it is made, so memory holds the day's entries and
+    one output at a time. Further pages are written before the first, oldest first: the
+    first page, the one other pages link, only links pages that already exist."""
     table = stories_of_day(store, day)
     entries = build_entries(table)
-    prefix = index_prefix(day)
-    outputs = {
-        NAMES[0]: render_parquet(entries),
-        NAMES[1]: render_json_feed(day, entries),
-        NAMES[2]: render_atom(day, entries),
-        NAMES[3]: render_html(day, entries, nav),
-    }
-    for name, data in outputs.items():
-        store.put_bytes(prefix + name, data)
     merged = table.num_rows - len(entries)
+    del table
+    prefix = index_prefix(day)
+    pages = page_count(len(entries))
+    store.put_bytes(prefix + NAMES[0], render_parquet(entries))
+    store.put_bytes(prefix + NAMES[1], render_json_feed(day, entries))
+    store.put_bytes(prefix + NAMES[2], render_atom(day, entries))
+    for number in range(pages, 0, -1):
+        store.put_bytes(prefix + page_name(number), render_html(day, entries, nav, number))
     log.info("index %s: %d stories (%d copies merged)", day, len(entries), merged)
-    return IndexResult(day, len(entries), merged, tuple(prefix + n for n in outputs))
+    keys = [prefix + n for n in NAMES] + [prefix + page_name(n) for n in range(2, pages + 1)]
+    return IndexResult(day, len(entries), merged, tuple(keys))
+
+
+def drop_pages(store: Store, day: date, had: int | None, has: int) -> None:
+    """Delete the day's pages beyond the last one it has now, when it had more stories
+    before (`had`, from the manifest): nothing links them any more. Oldest first, so what
+    is left while this runs is still a run of pages from the first."""
+    for number in range(page_count(had or 0), page_count(has), -1):
+        store.delete(index_prefix(day) + page_name(number))
 
 
 def build_site(store: Store, days: list[date]) -> list[IndexResult]:
@@ -563,7 +675,12 @@ def build_site(store: Store, days: list[date]) -> list[IndexResult]:
     The order keeps every relative link resolvable at every moment, even when a build stops
     halfway: a day page is written linking only to days whose pages exist, neighbours are
     relinked once the pages they will point to exist, and the manifest and day list come
-    last. Builds run one at a time (the DAG allows one active run): the store has no
+    last. A big day's further pages link only pages of the same day, never other days, so a
+    new neighbour relinks the first page alone; they are written before the first page and
+    dropped after it once a rebuild no longer has them, so every page reachable from the
+    first has its links resolving too.
+
+    Builds run one at a time (the DAG allows one active run): the store has no
     compare-and-swap for overwrites, so two at once could each drop the other's new day
     from the manifest; rebuilding that day lists it again."""
     if not days:
@@ -574,6 +691,7 @@ def build_site(store: Store, days: list[date]) -> list[IndexResult]:
     for day in days:
         nav = neighbours([*manifest, day], day)
         result = build_day(store, day, nav)
+        drop_pages(store, day, manifest.get(day), result.stories)
         manifest[day] = result.stories
         written[day] = nav
         results.append(result)
@@ -587,7 +705,9 @@ def build_site(store: Store, days: list[date]) -> list[IndexResult]:
         patched = relink(page, nav) if page is not None else None
         if patched is None:
             log.info("index %s: page has no day links to update; rebuilding the day", day)
-            manifest[day] = build_day(store, day, nav).stories
+            stories = build_day(store, day, nav).stories
+            drop_pages(store, day, manifest.get(day), stories)
+            manifest[day] = stories
         elif patched != page:
             store.put_bytes(key, patched)
     store.put_bytes(MANIFEST, render_manifest(manifest))

@@ -6,7 +6,9 @@ record is read with one ranged GET, decoded and extracted in the process pool on
 cores, and normalized as the run did. Rows whose extracted columns changed (or that an
 older extractor made) are updated in place by one MERGE per batch, limited to that day's
 partition: one row per article stays the invariant, and identity, source, fetch and
-archive columns stay as they are. Idempotent and resumable: a row already re-extracted by
+archive columns stay as they are. A row whose record cannot be read (a truncated or
+damaged WARC file) is counted as `raw_unreadable`, logged with its raw key and article id,
+and left as it was; the others go on. Idempotent and resumable: a row already re-extracted by
 this extractor is either unchanged or, with `older_than`, no longer selected.
 """
 
@@ -40,7 +42,7 @@ from ingest.lake.tables import (
 )
 from ingest.normalize import article_row, index_date
 from ingest.store import Store
-from ingest.warc import read_record
+from ingest.warc import FetchRecord, read_record
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class ReextractResult:
     reextracted: int = 0
     changed: int = 0  # rows updated in place
     missing_raw: int = 0  # rows whose WARC record is gone (expired) or never existed
+    raw_unreadable: int = 0  # the record is there but damaged: the row keeps what it had
     failed: int = 0  # extraction failed: the row keeps what it had
     index_dates: set[str] = field(default_factory=set)  # index days to rebuild
     seconds: float = 0.0
@@ -69,8 +72,9 @@ class ReextractResult:
             f"re-extracted {self.reextracted} of {self.selected} selected articles over "
             f"{len(self.days)} days in {self.seconds:.1f} s: {self.changed} changed and "
             f"updated in place, {self.reextracted - self.changed} unchanged, "
-            f"{self.failed} failed, {self.missing_raw} without a raw record; index days to "
-            f"rebuild: {', '.join(sorted(self.index_dates)) or 'none'}"
+            f"{self.failed} failed, {self.missing_raw} without a raw record, "
+            f"{self.raw_unreadable} with an unreadable raw record; index days to rebuild: "
+            f"{', '.join(sorted(self.index_dates)) or 'none'}"
         )
 
 
@@ -104,6 +108,8 @@ def reextract(
                 for old, (outcome, fresh) in zip(rows, outcomes, strict=True):
                     if outcome == "missing":
                         result.missing_raw += 1
+                    elif outcome == "unreadable":
+                        result.raw_unreadable += 1
                     elif outcome == "failed":
                         result.failed += 1
                     else:
@@ -158,11 +164,23 @@ def _batches(lake: Lake, day: str, older_than: int | None, batch_rows: int) -> I
 
 def _one(store: Store, pool: ExtractorPool, row: dict[str, Any]) -> tuple[str, Any]:
     """("ok", the row as today's extraction makes it from its raw record), or
-    ("missing", None) / ("failed", None)."""
+    ("missing", None) / ("unreadable", None) / ("failed", None)."""
     raw = store.get_range(row["warc_file"], row["warc_offset"], row["warc_length"])
     if raw is None:
         return "missing", None
-    record, _record_id = read_record(raw)
+    try:
+        record = _record_of(row, raw)
+    except ValueError as exc:
+        # one damaged record (a truncated file, flipped bytes) must not stop the others
+        log.warning(
+            "raw record of article %s unreadable: %s bytes %d+%d: %s; the row is kept as is",
+            row["article_id"],
+            row["warc_file"],
+            row["warc_offset"],
+            row["warc_length"],
+            exc,
+        )
+        return "unreadable", None
     html = decode_html(record.body, record.headers.get("content-type", ""))
     try:
         extracted = pool.extract(html, record.final_url)
@@ -192,6 +210,20 @@ def _one(store: Store, pool: ExtractorPool, row: dict[str, Any]) -> tuple[str, A
     merged = dict(row)
     merged.update({name: fresh[name] for name in EXTRACTED})
     return "ok", merged
+
+
+def _record_of(row: dict[str, Any], raw: bytes) -> FetchRecord:
+    """The row's response record out of its byte range; ValueError when the range is not
+    that record (the file ends early, the bytes are damaged, or another record is there)."""
+    if len(raw) != row["warc_length"]:
+        raise ValueError(
+            f"the file ends before the record does ({len(raw)} of {row['warc_length']} bytes)"
+        )
+    record, record_id = read_record(raw)
+    expected = row.get("warc_record_id")
+    if expected and record_id != expected:
+        raise ValueError(f"the range holds record {record_id}, not {expected}")
+    return record
 
 
 def _differs(old: dict[str, Any], fresh: dict[str, Any], ignore: tuple[str, ...] = ()) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 from urllib.parse import unquote
@@ -143,6 +144,22 @@ def read_data_file(store: Store, kind: str, path: str, columns: list[str]) -> pa
     # (string_view): back to the schema's types, which every kernel supports.
     wanted = table_schema(kind)
     return rows.cast(pa.schema([wanted.field(name) for name in rows.column_names]))
+
+
+def iter_data_file(
+    store: Store, kind: str, path: str, columns: list[str], batch_rows: int
+) -> Iterator[pa.Table]:
+    """`read_data_file` a batch of rows at a time: only one batch is ever decoded, so a
+    reader that keeps a little of each row (not its text) needs memory for one batch, not
+    for the whole file."""
+    raw = store.get_bytes(data_key(kind, path))
+    if raw is None:
+        raise FileNotFoundError(f"data file of the {kind} table missing: {path}")
+    wanted = table_schema(kind)
+    parquet = pq.ParquetFile(pa.BufferReader(raw))
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
+        rows = pa.Table.from_batches([batch])
+        yield rows.cast(pa.schema([wanted.field(name) for name in rows.column_names]))
 
 
 def commit_info(actions: list[dict[str, Any]]) -> dict[str, Any]:
