@@ -13,7 +13,7 @@ import pytest
 from fixture_server import FixtureServer, Route, send_html
 
 from ingest.config import Feed, Settings
-from ingest.feeds import parse_feed, poll
+from ingest.feeds import parse_feed, plain_text, poll
 from ingest.http_client import HttpClient
 from ingest.jsonfeed import json_depth
 from ingest.state import FeedState
@@ -225,6 +225,54 @@ def test_json_depth_is_counted_outside_strings() -> None:
     started = time.monotonic()
     assert json_depth("[" * 5_000_000) == 5_000_000
     assert time.monotonic() - started < 5
+
+
+_TEN_MB = 10 * 2**20
+
+
+@pytest.mark.timeout(60)  # quadratic scanning would take hours on these, not seconds
+@pytest.mark.parametrize(
+    ("shape", "depth"),
+    [
+        ("{" + '"\\' * (_TEN_MB // 2), 1),  # an unterminated string of escaped quotes
+        ('["' + "\\" * _TEN_MB, 1),  # a long run of backslashes, unterminated
+        ('"\\"' * (_TEN_MB // 3), 0),  # escaped quotes, closed and reopened
+        ('["' + '\\"' * (_TEN_MB // 3) + '"]', 1),
+        ('{"a":' * (_TEN_MB // 5), _TEN_MB // 5),  # deep nesting
+        ("[" * (_TEN_MB // 2) + '"' + "\\" * (_TEN_MB // 2), _TEN_MB // 2),
+    ],
+    ids=["escaped-quotes", "backslashes", "reopened", "closed", "deep", "deep-then-open"],
+)
+def test_json_depth_is_linear_on_adversarial_shapes(shape: str, depth: int) -> None:
+    assert json_depth(shape) == depth
+
+
+def test_a_ten_megabyte_adversarial_json_feed_is_refused_quickly() -> None:
+    body = '{"version": "https://jsonfeed.org/version/1.1", "items": [' + '"\\' * (_TEN_MB // 2)
+    started = time.monotonic()
+    result = parse_feed(body.encode(), FEED, FEED.url, "application/json")
+    print(f"10 MB adversarial JSON Feed refused in {time.monotonic() - started:.2f}s")
+    assert result.status == "failed" and "malformed JSON" in result.error.detail
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<script>alert(1)</script><p>hi</p>", "hi"),
+        ("<p>one</p><p>two</p>", "one two"),
+        ("line<br>break<br/>again", "line break again"),
+        ("<style>p { color: red }</style><div>styled</div>", "styled"),
+        ("in<b>line</b> <a href=x>link</a>", "inline link"),
+        ("<p>Tom &amp; Jerry &lt;3</p>", "Tom & Jerry <3"),
+        ("<noscript><img src=x></noscript><template><p>t</p></template>kept", "kept"),
+        ("<p>unclosed <script>document.write('x')", "unclosed"),
+        ("<ul><li>a</li><li>b</li></ul>", "a b"),
+        ("plain text, no markup", "plain text, no markup"),
+        ("<script>", None),
+    ],
+)
+def test_summaries_are_the_text_a_reader_sees(html: str, text: str | None) -> None:
+    assert plain_text(html) == text
 
 
 # ------------------------------------------------------------------ polling over HTTP

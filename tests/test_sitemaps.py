@@ -26,6 +26,7 @@ from ingest.pipeline import run
 from ingest.sitemaps import MAX_CHILD_SITEMAPS, sitemap_root
 from ingest.state import FeedState
 from ingest.store import LocalStore
+from ingest.warc import read_record
 
 SM = "http://www.sitemaps.org/schemas/sitemap/0.9"
 NEWS = "http://www.google.com/schemas/sitemap-news/0.9"
@@ -504,3 +505,41 @@ def test_run_with_a_json_feed_a_news_sitemap_and_an_index(tmp_path: Path) -> Non
         assert row["title"] == title
         assert row["published_at"] == expected and row["published_at_source"] == "feed"
         assert row["source"] == ("ledger-json" if path.startswith("/j/") else "ledger-news")
+
+
+def test_a_loc_with_a_space_is_stored_as_requested(tmp_path: Path) -> None:
+    """`<loc>…/a b.html</loc>` is requested as `a%20b.html`: the row's url and the WARC
+    record name that URL, not the raw space (a URI may not hold one)."""
+    store = LocalStore(tmp_path / "store")
+    with FixtureServer().running() as srv:
+        srv.add("/news/a%20b.html", Route(page("Spaced out", 700)))
+        raw_loc = srv.url("/news/a b.html")
+        srv.add("/s.xml", Route(urlset((raw_loc, "2025-12-15")), content_type=XML))
+        report = run(store, [Feed("spaced", srv.url("/s.xml"))], settings())
+        requested = [path for path in srv.hits if path.startswith("/news/")]
+    assert report.articles_written == 1, report.to_dict()
+    assert requested == ["/news/a%20b.html"]
+    (row,) = read_committed(store).to_pylist()
+    wire = srv.url("/news/a%20b.html")
+    assert (row["url"], row["final_url"]) == (wire, wire)
+    member = store.get_range(row["warc_file"], row["warc_offset"], row["warc_length"])
+    record, _ = read_record(member)
+    assert record.url == wire and record.final_url == wire
+    assert b"a b.html" not in zlib.decompress(member, 16 + zlib.MAX_WBITS)
+
+
+def test_every_kind_of_source_keeps_links_as_requested() -> None:
+    """One rule for RSS, JSON Feed and sitemaps alike: the link is what the client sends."""
+    from ingest.feeds import FeedEntry
+    from ingest.http_client import request_url
+
+    assert request_url("https://Pub.Example/a b/ü?q=x y#top") == (
+        "https://pub.example/a%20b/%C3%BC?q=x%20y#top"
+    )
+    assert request_url("https://pub.example/already%20encoded") == (
+        "https://pub.example/already%20encoded"
+    )
+    assert request_url("https://[::1") == "https://[::1"  # unparseable: the fetch refuses it
+    entry = FeedEntry("f", "https://pub.example/f.xml", "https://pub.example/a b")
+    assert entry.link == "https://pub.example/a%20b"
+    assert FeedEntry("f", "u", "mailto:x y").link == "mailto:x y"  # not fetched: untouched

@@ -32,8 +32,8 @@ import urllib3
 from protego import Protego
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError
-from urllib3.util import Retry, Timeout
+from urllib3.exceptions import LocationParseError, MaxRetryError
+from urllib3.util import Retry, Timeout, parse_url
 from w3lib.encoding import html_to_unicode
 
 from ingest.config import Settings
@@ -53,6 +53,17 @@ ALWAYS_BLOCKED: tuple[IPAddress, ...] = (
 )
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def request_url(url: str) -> str:
+    """The URL as it goes on the wire: urllib3's own normalization of what it requests
+    (spaces and other characters a URL may not hold percent-encoded, escapes kept, scheme
+    and host lower-cased). Entries, rows and WARC records carry this form, so each names
+    exactly what was requested. A URL that does not parse is left for the fetch to refuse."""
+    try:
+        return parse_url(url).url
+    except (LocationParseError, ValueError):
+        return url
 
 
 class FetchError(Exception):
