@@ -649,12 +649,15 @@ class Run:
 
 
 def _parse_time(value: str | None) -> datetime | None:
+    """An aware time from the feed state; None for anything else (a hand-edited state must
+    not make a comparison with the entries' aware dates fail the run)."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value)
     except ValueError:
         return None
+    return when if when.tzinfo is not None else None
 
 
 def _parse_cursor(value: str | None) -> tuple[datetime, str] | None:
@@ -664,7 +667,7 @@ def _parse_cursor(value: str | None) -> tuple[datetime, str] | None:
         return None
     stamp, key = value.rsplit(" ", 1)
     when = _parse_time(stamp)
-    return (when, key) if when is not None and when.tzinfo is not None else None
+    return (when, key) if when is not None else None
 
 
 def _sources_of(shared: _RunState) -> dict[str, list[list[str]]]:
