@@ -13,9 +13,11 @@ import pytest
 from fixture_server import FixtureServer, Route, send_html
 
 from ingest.config import Feed, Settings
-from ingest.feeds import parse_feed, plain_text, poll
 from ingest.http_client import HttpClient
-from ingest.jsonfeed import json_depth
+from ingest.sources.detect import parse_source
+from ingest.sources.jsonfeed import json_depth
+from ingest.sources.markup import plain_text
+from ingest.sources.poll import poll
 from ingest.state import FeedState
 
 FEED = Feed("t", "https://news.example/feeds/main.xml")
@@ -51,7 +53,7 @@ ATOM_RELATIVE = b"""<?xml version="1.0" encoding="utf-8"?>
 
 
 def test_rss2_fields_and_missing_link() -> None:
-    result = parse_feed(RSS2, FEED, FEED.url, "application/rss+xml")
+    result = parse_source(RSS2, FEED, FEED.url, "application/rss+xml")
     assert result.status == "ok" and result.malformed is None
     first, second = result.entries
     assert first.link == "https://news.example/a/1"
@@ -64,14 +66,14 @@ def test_rss2_fields_and_missing_link() -> None:
 
 
 def test_rss1_rdf() -> None:
-    (entry,) = parse_feed(RSS1, FEED, FEED.url, "application/rdf+xml").entries
+    (entry,) = parse_source(RSS1, FEED, FEED.url, "application/rdf+xml").entries
     assert entry.link == "https://news.example/a/2"
     assert entry.published == datetime(2025, 12, 18, 8, 0, tzinfo=UTC)
     assert entry.authors == ["John Roe"]
 
 
 def test_atom_relative_links_resolved() -> None:
-    result = parse_feed(ATOM_RELATIVE, FEED, FEED.url, "application/atom+xml")
+    result = parse_source(ATOM_RELATIVE, FEED, FEED.url, "application/atom+xml")
     links = [e.link for e in result.entries]
     assert links == [
         "https://news.example/science/stories/3?utm_source=atom",
@@ -82,21 +84,21 @@ def test_atom_relative_links_resolved() -> None:
 
 def test_relative_links_without_xml_base_use_the_feed_url() -> None:
     body = RSS2.replace(b"https://news.example/a/1", b"/a/1")
-    (entry, _) = parse_feed(body, FEED, "https://mirror.example/feeds/x.xml", "text/xml").entries
+    (entry, _) = parse_source(body, FEED, "https://mirror.example/feeds/x.xml", "text/xml").entries
     assert entry.link == "https://mirror.example/a/1"
 
 
 def test_broken_xml_is_a_feed_failure_not_an_exception() -> None:
-    result = parse_feed(b"<rss><channel><item><title>oops", FEED, FEED.url, "text/xml")
+    result = parse_source(b"<rss><channel><item><title>oops", FEED, FEED.url, "text/xml")
     assert result.status in ("failed", "ok")
     if result.status == "ok":  # feedparser recovered something: it must say so
         assert result.malformed
-    result = parse_feed(b"\x00\x01 not xml at all {", FEED, FEED.url, "text/xml")
+    result = parse_source(b"\x00\x01 not xml at all {", FEED, FEED.url, "text/xml")
     assert result.status == "failed" and result.error.reason == "feed_parse_error"
 
 
 def test_html_page_instead_of_feed_fails() -> None:
-    result = parse_feed(b"<html><body><p>Welcome</p></body></html>", FEED, FEED.url, "text/html")
+    result = parse_source(b"<html><body><p>Welcome</p></body></html>", FEED, FEED.url, "text/html")
     assert result.status == "failed"
 
 
@@ -155,7 +157,7 @@ def jsonfeed(doc: dict[str, Any]) -> bytes:
 
 
 def test_json_feed_11_fields_relative_links_authors_dates_language() -> None:
-    result = parse_feed(jsonfeed(JSON_11), FEED, FEED.url, "text/plain")
+    result = parse_source(jsonfeed(JSON_11), FEED, FEED.url, "text/plain")
     assert (result.status, result.kind, result.malformed) == ("ok", "json", None)
     first, second, third = result.entries  # dated newest first, then the undated
     assert first.link == "https://news.example/a/1"
@@ -175,7 +177,7 @@ def test_json_feed_11_fields_relative_links_authors_dates_language() -> None:
 
 def test_json_feed_10_author_objects_and_fallbacks() -> None:
     feed = Feed("old", "https://news.example/old.json", language="fr")
-    result = parse_feed(jsonfeed(JSON_10), feed, feed.url, "application/json")
+    result = parse_source(jsonfeed(JSON_10), feed, feed.url, "application/json")
     a, b = result.entries
     assert a.authors == ["Item Author"] and b.authors == ["Feed Author"]
     assert b.link == "https://news.example/old/b"  # no feed_url/home_page_url: the fetch URL
@@ -190,7 +192,7 @@ def test_json_feed_keeps_the_newest_max_entries() -> None:
     ]
     doc = {"version": "https://jsonfeed.org/version/1.1", "items": items}
     feed = Feed("t", "https://news.example/f.json", max_entries=2)
-    result = parse_feed(jsonfeed(doc), feed, feed.url, "application/feed+json")
+    result = parse_source(jsonfeed(doc), feed, feed.url, "application/feed+json")
     assert [e.link for e in result.entries] == [
         "https://news.example/s/4",
         "https://news.example/s/3",
@@ -213,7 +215,7 @@ def test_json_feed_keeps_the_newest_max_entries() -> None:
     ],
 )  # fmt: skip
 def test_bad_json_is_a_failed_feed_with_a_clear_detail(body: bytes, detail: str) -> None:
-    result = parse_feed(body, FEED, FEED.url, "application/json")
+    result = parse_source(body, FEED, FEED.url, "application/json")
     assert result.status == "failed" and result.error.reason == "feed_parse_error"
     assert detail in result.error.detail and FEED.url in result.error.detail
     assert "\n" not in result.error.detail
@@ -250,7 +252,7 @@ def test_json_depth_is_linear_on_adversarial_shapes(shape: str, depth: int) -> N
 def test_a_ten_megabyte_adversarial_json_feed_is_refused_quickly() -> None:
     body = '{"version": "https://jsonfeed.org/version/1.1", "items": [' + '"\\' * (_TEN_MB // 2)
     started = time.monotonic()
-    result = parse_feed(body.encode(), FEED, FEED.url, "application/json")
+    result = parse_source(body.encode(), FEED, FEED.url, "application/json")
     print(f"10 MB adversarial JSON Feed refused in {time.monotonic() - started:.2f}s")
     assert result.status == "failed" and "malformed JSON" in result.error.detail
 

@@ -19,11 +19,12 @@ import pytest
 from fixture_server import FixtureServer, Route, paragraphs
 
 from ingest.config import Feed, Settings
-from ingest.feeds import PollResult, parse_feed, poll
 from ingest.http_client import HttpClient
 from ingest.lake import read_committed
 from ingest.pipeline import run
-from ingest.sitemaps import MAX_CHILD_SITEMAPS, sitemap_root
+from ingest.sources import PollResult, poll
+from ingest.sources.detect import parse_source
+from ingest.sources.sitemap import MAX_CHILD_SITEMAPS, sitemap_root
 from ingest.state import FeedState
 from ingest.store import LocalStore
 from ingest.warc import read_record
@@ -138,12 +139,12 @@ def test_urlset_lastmod_orders_and_caps_undated_entries_are_kept() -> None:
         ("https://news.example/bad-date", "last tuesday"),
     )
     feed = Feed("s", "https://news.example/sitemap.xml")
-    result = parse_feed(body, feed, feed.url, XML)
+    result = parse_source(body, feed, feed.url, XML)
     assert [e.link.rsplit("/", 1)[1] for e in result.entries] == [
         "new", "mid", "old", "undated-1", "undated-2", "bad-date"]  # fmt: skip
     new = result.entries[0]
     assert new.published == new.updated == datetime(2025, 12, 18, 9, tzinfo=UTC)
-    capped = parse_feed(body, Feed("s", feed.url, max_entries=2), feed.url, XML)
+    capped = parse_source(body, Feed("s", feed.url, max_entries=2), feed.url, XML)
     assert [e.link for e in capped.entries] == [
         "https://news.example/new",
         "https://news.example/mid",
@@ -151,7 +152,7 @@ def test_urlset_lastmod_orders_and_caps_undated_entries_are_kept() -> None:
     assert capped.entries_dropped == 4
     # a plain urlset without any dates: all are candidates, still capped
     plain = urlset(*(f"https://news.example/p/{i}" for i in range(5)))
-    result = parse_feed(plain, Feed("s", feed.url, max_entries=3), feed.url, XML)
+    result = parse_source(plain, Feed("s", feed.url, max_entries=3), feed.url, XML)
     assert [e.link for e in result.entries] == [f"https://news.example/p/{i}" for i in range(3)]
 
 
@@ -168,7 +169,7 @@ def test_unescaped_ampersands_are_read_as_meant() -> None:
     body = urlset("https://news.example/a.php?id=1&amp;p=2", "https://news.example/b.php?id=2&p=3")
     body = body.replace(b"&amp;", b"&")
     feed = Feed("s", "https://news.example/sitemap.xml")
-    result = parse_feed(body, feed, feed.url, XML)
+    result = parse_source(body, feed, feed.url, XML)
     assert result.status == "ok" and "unescaped '&'" in result.malformed
     assert [e.link for e in result.entries] == [
         "https://news.example/a.php?id=1&p=2",
@@ -300,7 +301,7 @@ def test_a_billion_laughs_document_is_cheap_and_expands_nothing() -> None:
     tracemalloc.start()
     started = time.monotonic()
     try:
-        result = parse_feed(body, Feed("s", "https://x.example/s.xml"), "https://x.example/", XML)
+        result = parse_source(body, Feed("s", "https://x.example/s.xml"), "https://x.example/", XML)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -530,8 +531,8 @@ def test_a_loc_with_a_space_is_stored_as_requested(tmp_path: Path) -> None:
 
 def test_every_kind_of_source_keeps_links_as_requested() -> None:
     """One rule for RSS, JSON Feed and sitemaps alike: the link is what the client sends."""
-    from ingest.feeds import FeedEntry
     from ingest.http_client import request_url
+    from ingest.sources import FeedEntry
 
     assert request_url("https://Pub.Example/a b/ü?q=x y#top") == (
         "https://pub.example/a%20b/%C3%BC?q=x%20y#top"

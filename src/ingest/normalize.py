@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from ingest import ids, schema
-from ingest.feeds import FeedEntry
+from ingest.sources.model import FeedEntry
 from ingest.text import clean_value
 
 FUTURE_TOLERANCE = timedelta(days=1)

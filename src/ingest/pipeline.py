@@ -24,7 +24,6 @@ from ingest import __version__, ids, polling, schema
 from ingest.config import Feed, Settings
 from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
-from ingest.feeds import FUTURE_TOLERANCE, FeedEntry, PollResult, parse_feed, poll
 from ingest.http_client import FetchError, HttpClient
 from ingest.lake import STAGING, CommitRequest, KeyIndex, Lake, PartWriter
 from ingest.lake.commit import UPDATES
@@ -33,6 +32,7 @@ from ingest.lake.raw import RawArchive
 from ingest.lease import RunLease, release_if_held
 from ingest.normalize import article_row, index_date, reject_row
 from ingest.report import RunReport
+from ingest.sources import FUTURE_TOLERANCE, FeedEntry, PollResult, parse_source, poll
 from ingest.state import FeedState, as_dict, load_feed_states, state_for
 from ingest.store import Store, StoreError
 from ingest.warc import FetchRecord
@@ -267,7 +267,7 @@ class Run:
         progress = Progress(settings.progress)
 
         def parse(body: bytes, feed: Feed, url: str, content_type: str) -> PollResult:
-            return extractor.call(parse_feed, body, feed, url, content_type, what=feed.url)
+            return extractor.call(parse_source, body, feed, url, content_type, what=feed.url)
 
         self.report.feeds_total = len(self.feeds)
 

@@ -28,7 +28,6 @@ from deltalake.exceptions import CommitFailedError
 
 from ingest.extract import ExtractError, rules_version_of
 from ingest.extractor_pool import ExtractorPool
-from ingest.feeds import FeedEntry
 from ingest.http_client import decode_html
 from ingest.lake import Lake
 from ingest.lake.keys import keys_of_rows
@@ -41,6 +40,7 @@ from ingest.lake.tables import (
     writer_properties,
 )
 from ingest.normalize import article_row, index_date
+from ingest.sources.model import FeedEntry
 from ingest.store import Store
 from ingest.warc import FetchRecord, read_record
 

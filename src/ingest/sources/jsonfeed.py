@@ -16,15 +16,10 @@ from urllib.parse import urljoin
 import numpy as np
 
 from ingest.config import Feed
-from ingest.feeds import (
-    FeedEntry,
-    PollResult,
-    entry_cap,
-    newest_first,
-    parse_datetime,
-    plain_text,
-)
 from ingest.http_client import FetchError
+from ingest.sources.dates import entry_cap, newest_first, parse_datetime
+from ingest.sources.markup import plain_text
+from ingest.sources.model import FeedEntry, PollResult
 
 VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
 MAX_JSON_DEPTH = 50

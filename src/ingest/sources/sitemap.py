@@ -1,7 +1,7 @@
 """Sitemaps as sources: urlset, Google News sitemaps, sitemap indexes, gzip-compressed files.
 
-`parse_sitemap` runs where feed parsing runs (the extraction workers, through
-`ingest.feeds.parse_feed`) and only reads one document: for an index it returns the
+`parse_sitemap` runs where source parsing runs (the extraction workers, through
+`ingest.sources.detect.parse_source`) and only reads one document: for an index it returns the
 children as `SitemapRef`s. `follow_index` runs in the poller, which fetches the children
 through the run's one HttpClient, so they get the address guard, byte limit, deadline and
 per-host politeness of every other fetch.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,16 +27,9 @@ from urllib.parse import urljoin
 from lxml import etree
 
 from ingest.config import Feed
-from ingest.feeds import (
-    FUTURE_TOLERANCE,
-    FeedEntry,
-    PollResult,
-    SitemapRef,
-    entry_cap,
-    newest_first,
-    parse_datetime,
-)
 from ingest.http_client import FetchError
+from ingest.sources.dates import entry_cap, newest_first, parse_datetime
+from ingest.sources.model import FUTURE_TOLERANCE, FeedEntry, PollResult, SitemapRef
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +46,6 @@ ROOTS = ("urlset", "sitemapindex")
 MAX_URLS_PER_SITEMAP = 50_000  # the protocol's limit per file (URLs, or sitemaps in an index)
 MAX_CHILD_SITEMAPS = 20  # children of an index fetched per poll, newest first
 CHILD_FETCH_THREADS = 4  # the client's per-host slots still bound requests to one host
-GZIP_MAGIC = b"\x1f\x8b"
 
 _SAFE_XML: dict[str, Any] = {
     "resolve_entities": False,
@@ -68,45 +59,6 @@ _SAFE_XML: dict[str, Any] = {
 # An '&' that starts no entity or character reference: the usual sitemap mistake (raw
 # query strings in <loc>). Escaping it reads the URL as meant; lxml's recovery would drop it.
 _BARE_AMP = re.compile(rb"&(?!(?:[A-Za-z_][\w.-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
-
-
-# ---------------------------------------------------------------------- gzip
-
-
-def is_gzip(body: bytes) -> bool:
-    return body[:2] == GZIP_MAGIC
-
-
-def gunzip_limited(body: bytes, limit: int, url: str) -> bytes:
-    """Decompress gzip (all members) to at most `limit` bytes.
-
-    zlib's `max_length` stops each step at the limit, so a gzip bomb costs `limit` bytes of
-    memory and a few milliseconds before it fails with `too_large`, like any oversized body.
-    """
-    out: list[bytes] = []
-    size = 0
-    data = body
-    while data:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            while not inflater.eof:
-                # max_length is never 0 (which would mean "unlimited"): size <= limit here
-                chunk = inflater.decompress(data, limit + 1 - size)
-                size += len(chunk)
-                if size > limit:
-                    raise FetchError("too_large", f"{url} exceeds {limit} bytes (gunzipped)")
-                out.append(chunk)
-                data = inflater.unconsumed_tail
-                if not chunk and not data:  # wants input there is none of
-                    break
-        except zlib.error as exc:
-            raise FetchError("decode_error", f"{url}: bad gzip data: {exc}") from None
-        if not inflater.eof:
-            raise FetchError("decode_error", f"{url}: gzip data is truncated")
-        data = inflater.unused_data
-        if not is_gzip(data):  # trailing padding after the last member is ignored
-            break
-    return b"".join(out)
 
 
 # ---------------------------------------------------------------------- parsing
@@ -136,6 +88,10 @@ def sitemap_root(body: bytes) -> str | None:
     except etree.XMLSyntaxError:
         return None
     return None
+
+
+def is_sitemap(body: bytes) -> bool:
+    return sitemap_root(body) is not None
 
 
 @dataclass

@@ -1,0 +1,108 @@
+"""The engine's import rules, read from the source (every import, also inside functions):
+no circles; the layers below the run never import it; source modules are siblings."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[1] / "src"
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in (SRC / "ingest").rglob("*.py"):
+        name = ".".join(path.relative_to(SRC).with_suffix("").parts)
+        out[name.removesuffix(".__init__")] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth of its code (absolute names)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:  # `from ingest.lake import raw` imports a module
+                child = f"{node.module}.{alias.name}"
+                found.add(child if child in MODULES else node.module)
+    return found
+
+
+GRAPH = {
+    name: {m for m in imports_of(path) if m in MODULES} - {name} for name, path in MODULES.items()
+}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return out
+
+
+def test_the_rule_reader_sees_function_level_imports() -> None:
+    # ingest.pipeline imports these at its top; cli imports its commands' modules lazily
+    assert {"ingest.sources", "ingest.lake"} <= GRAPH["ingest.pipeline"]
+    assert "ingest.lake.maintain" in GRAPH["ingest.cli"]
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_circles() -> None:
+    assert _cycles(GRAPH) == []
+
+
+RUN_AND_ABOVE = ("ingest.pipeline", "ingest.cli", "ingest.demo_site", "ingest.reextract")
+
+
+@pytest.mark.parametrize(
+    "layer", ["ingest.sources", "ingest.lake", "ingest.http_client", "ingest.store"]
+)
+def test_lower_layers_never_import_the_run_the_cli_or_airflow(layer: str) -> None:
+    offenders = {
+        name: sorted(
+            m for m in imports_of(MODULES[name]) if m.startswith((*RUN_AND_ABOVE, "airflow"))
+        )
+        for name in MODULES
+        if name == layer or name.startswith(layer + ".")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_source_modules_never_import_each_other() -> None:
+    """A new kind of source is one module plus one registry line (ingest.sources.detect)."""
+    siblings = {"ingest.sources.rss", "ingest.sources.jsonfeed", "ingest.sources.sitemap"}
+    assert siblings <= set(MODULES)
+    for name in siblings:
+        assert GRAPH[name] & siblings == set(), name
