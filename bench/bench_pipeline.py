@@ -8,7 +8,7 @@ RSS 2.0 feeds and a permissive robots.txt. Two things are timed over the very sa
   size; the pages are fetched and decoded beforehand, untimed. Timed twice: with a warm
   pool (workers already started and past their first extraction) and including pool
   start-up and shutdown.
-* the pipeline: `ingest.pipeline.run` on a fresh LocalStore, fresh run: feed polling,
+* the pipeline: `ingest.run.run` on a fresh LocalStore, fresh run: feed polling,
   robots.txt, fetch, decode, extraction in the engine's own pool (started inside the run),
   normalization, Parquet parts, commit. Wall clock from the call to its return.
 
@@ -552,7 +552,7 @@ def pipeline_phase(bench: BenchSite, args: argparse.Namespace) -> Phase:
     """Times the run itself; the committed-rows check after it is untimed."""
     holder: dict[str, Any] = {}
 
-    from ingest import pipeline  # imported before the clock starts
+    from ingest import run as engine  # imported before the clock starts
     from ingest.config import Feed
     from ingest.store import LocalStore
 
@@ -563,7 +563,7 @@ def pipeline_phase(bench: BenchSite, args: argparse.Namespace) -> Phase:
         holder["tmp"] = tmp
         store = LocalStore(Path(tmp) / "lake")
         holder["store"] = store
-        return pipeline.run(store, feeds, settings)
+        return engine.run(store, feeds, settings)
 
     bench_server_cpu0 = _server_stats.cpu if _server_stats else 0.0
     phase, report = measure("pipeline (end to end)", len(bench.pages), args.workers, go)
@@ -698,7 +698,8 @@ def profile_pipeline(
     """One more pipeline run with stage clocks in the parent; and worker-side costs."""
     import pickle
 
-    from ingest import extract, extractor_pool, http_client, lake, normalize, pipeline
+    from ingest import extract, extractor_pool, http_client, lake, normalize
+    from ingest.run import crawl, page
 
     # First a run with only the per-thread CPU sampler, then one with stage clocks.
     with ThreadCPU() as threads:
@@ -707,7 +708,7 @@ def profile_pipeline(
     # Only functions called in this process are wrapped: anything sent to the worker pool
     # is pickled by reference and must stay the very same object.
     for owner, attr, label in (
-        (pipeline, "poll", "poll feed (fetch + parse)"),
+        (crawl, "poll", "poll feed (fetch + parse)"),
         (http_client.RobotsCache, "allowed", "robots check"),
         (http_client.HttpClient, "get", "http get (all)"),
         (http_client.Response, "text", "decode html (Response.text)"),
@@ -715,15 +716,15 @@ def profile_pipeline(
         (extractor_pool.ExtractorPool, "extract", "  pool call for a page"),
         (extractor_pool.ExtractorPool, "_get", "  pool create/get"),
         (extractor_pool.ExtractorPool, "close", "pool shutdown"),
-        (pipeline, "article_row", "article_row"),
+        (page, "article_row", "article_row"),
         (normalize.ids, "url_key", "ids.url_key"),
         (lake.PartWriter, "add", "PartWriter.add"),
         (lake.PartWriter, "flush", "PartWriter.flush (Parquet)"),
         (lake.Lake, "commit", "Lake.commit"),
         (lake.Lake, "recover", "Lake.recover"),
         (lake.KeyIndex, "committed", "KeyIndex.committed (key lookups)"),
-        (pipeline.Run, "_ingest", "Run._ingest (poll..parts)"),
-        (pipeline.Run, "_process", "Run._process (one page)"),
+        (crawl.Crawl, "run", "Crawl.run (poll..parts)"),
+        (page.PageStage, "__call__", "PageStage (one page)"),
     ):
         if callable(getattr(owner, attr, None)):  # the engine evolves: wrap what exists
             clock.wrap(owner, attr, label)

@@ -101,7 +101,7 @@ def news_ingest() -> None:
     )
     def plan(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         from ingest.config import ConfigError, load_feeds
-        from ingest.pipeline import split_feeds
+        from ingest.run import split_feeds
 
         params = params or {}
         with nf.engine_errors():
@@ -132,7 +132,7 @@ def news_ingest() -> None:
         spec: dict[str, Any], run_id: str | None = None, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         from ingest.config import Settings, load_feeds
-        from ingest.pipeline import Run
+        from ingest.run import Run
 
         get_current_context()["shard_label"] = spec.get("label", str(spec["shard"]))  # type: ignore[typeddict-unknown-key]
         names = set(spec["feeds"])
@@ -164,7 +164,7 @@ def news_ingest() -> None:
     def commit(
         shards: list[dict[str, Any]], run_id: str | None = None, ti: Any = None
     ) -> dict[str, Any]:
-        from ingest.pipeline import commit_run
+        from ingest.run import commit_run
 
         count = shards[0]["count"] if shards else 0
         if count == 0:

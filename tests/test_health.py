@@ -13,7 +13,7 @@ from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 from ingest import alerts
 from ingest.config import Feed, Settings
 from ingest.health import feed_health, render_table
-from ingest.pipeline import run
+from ingest.run import run
 from ingest.state import FEEDS, load_feed_states
 from ingest.store import LocalStore, Store
 

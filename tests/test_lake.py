@@ -198,7 +198,7 @@ def test_markers_are_rebuilt_from_the_log_when_the_watermark_is_behind(store: St
 
 def test_the_report_of_a_committed_run_is_read_from_its_commit(store: Store) -> None:
     from ingest.lake.commit import REPORTS
-    from ingest.pipeline import previous_report
+    from ingest.run import previous_report
 
     Lake(store).commit(stage(store, "r1", [1, 2]))
     for key in list(store.list(REPORTS)):  # the convenience copy is not needed

@@ -42,7 +42,7 @@ def test_abandoned_staging_goes_after_two_passes_running_runs_stay(store: Store)
 
 
 def test_reports_expire_by_day_and_commits_keep_their_own(store: Store) -> None:
-    from ingest.pipeline import previous_report
+    from ingest.run import previous_report
 
     Lake(store).commit(stage(store, "old", [1]))  # report dated 2025-12-18 by the helper
     assert len(list(store.list("_reports/"))) == 1

@@ -25,7 +25,7 @@ from fixture_server import (
 from ingest import ids
 from ingest.config import Feed, Settings
 from ingest.lake import read_committed, report_key
-from ingest.pipeline import run
+from ingest.run import run
 from ingest.state import load_feed_states
 from ingest.store import LocalStore, Store
 
@@ -311,7 +311,7 @@ def test_exactly_once_across_many_runs(store: Store, publisher: Publisher) -> No
 
 
 def test_shards_stage_separately_and_commit_once(store: Store) -> None:
-    from ingest.pipeline import Run, commit_run
+    from ingest.run import Run, commit_run
 
     with FixtureServer().running() as srv:
         feeds = []
@@ -343,7 +343,7 @@ def test_shards_stage_separately_and_commit_once(store: Store) -> None:
 
 
 def test_feeds_of_one_publisher_share_a_shard() -> None:
-    from ingest.pipeline import split_feeds
+    from ingest.run import split_feeds
 
     urls = {
         "a-world": "https://www.news-a.example/world.xml",

@@ -12,8 +12,8 @@ from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest import polling
 from ingest.config import Feed, Settings
-from ingest.pipeline import run
 from ingest.polling import PollBounds
+from ingest.run import run
 from ingest.state import FeedState, load_feed_states
 from ingest.store import LocalStore
 

@@ -19,8 +19,8 @@ from ingest.demo_site import serve_site, write_feeds_file
 from ingest.index import build, index_prefix
 from ingest.lake import read_committed
 from ingest.normalize import index_date
-from ingest.pipeline import run
 from ingest.reextract import reextract
+from ingest.run import run
 from ingest.store import LocalStore, Store
 from ingest.text import count_words
 from ingest.warc import read_record

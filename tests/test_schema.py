@@ -15,7 +15,7 @@ from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest import schema
 from ingest.config import Feed, Settings
-from ingest.pipeline import run
+from ingest.run import run
 from ingest.store import LocalStore
 
 SCHEMAS = Path(__file__).parents[1] / "schemas"

@@ -21,7 +21,7 @@ from fixture_server import FixtureServer, Route, paragraphs
 from ingest.config import Feed, Settings
 from ingest.http_client import HttpClient
 from ingest.lake import read_committed
-from ingest.pipeline import run
+from ingest.run import run
 from ingest.sources import PollResult, poll
 from ingest.sources.detect import parse_source
 from ingest.sources.sitemap import MAX_CHILD_SITEMAPS, sitemap_root

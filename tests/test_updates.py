@@ -17,7 +17,7 @@ from fixture_server import FixtureServer, Route, article_html, paragraphs, rss, 
 from ingest.config import Feed, Settings
 from ingest.lake import read_committed
 from ingest.lake.keys import KeyIndex
-from ingest.pipeline import run
+from ingest.run import run
 from ingest.state import load_feed_states
 from ingest.store import LocalStore, Store
 

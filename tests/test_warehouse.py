@@ -26,7 +26,7 @@ from ingest import index
 from ingest.config import Feed, Settings
 from ingest.ddl import ddl
 from ingest.lake.maintain import maintain
-from ingest.pipeline import run
+from ingest.run import run
 from ingest.store import Store
 
 pytestmark = pytest.mark.integration

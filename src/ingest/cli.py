@@ -44,7 +44,7 @@ def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ingest.health import run_health
-    from ingest.pipeline import run
+    from ingest.run import run
 
     # flags first: a bad flag is reported before anything else
     settings = _settings_from(args, lease_wait=args.wait)
@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ingest.demo_site import write_feeds_file
-    from ingest.pipeline import run
+    from ingest.run import run
 
     settings = _settings_from(args, allow_networks=["127.0.0.0/8"], per_host_concurrency=8)
     demo = _demo_site(args.port)

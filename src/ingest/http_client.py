@@ -142,6 +142,8 @@ class Response:
     redirects: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     ip_address: str | None = None  # of the server that gave the final answer
+    # the headers this client sent with the final request (what a WARC request record holds)
+    request_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def content_type(self) -> str:
@@ -617,7 +619,8 @@ class HttpClient:
                 self.bytes_received += len(body)
             peer = getattr(_current, "peer", None)
             elapsed = time.monotonic() - started
-            return Response(url, current, status, hdrs, body, redirects, elapsed, peer)
+            sent = self._headers_sent(headers)
+            return Response(url, current, status, hdrs, body, redirects, elapsed, peer, sent)
 
     def _hop(
         self,
@@ -689,6 +692,11 @@ class HttpClient:
             transient=True,
         )
 
+    def _headers_sent(self, headers: dict[str, str] | None) -> dict[str, str]:
+        """Given headers replace the pool's defaults in urllib3: merged, so a conditional
+        GET still says who we are and what encodings we read."""
+        return {**self._pool.headers, **(headers or {})}
+
     def _request(
         self, url: str, headers: dict[str, str] | None, timeout: Timeout
     ) -> urllib3.BaseHTTPResponse:
@@ -696,9 +704,7 @@ class HttpClient:
             return self._pool.request(
                 "GET",
                 url,
-                # given headers replace the pool's defaults in urllib3: merge, so a
-                # conditional GET still says who we are and what encodings we read
-                headers={**self._pool.headers, **headers} if headers else None,
+                headers=self._headers_sent(headers),
                 timeout=timeout,
                 redirect=False,
                 preload_content=False,
