@@ -28,6 +28,7 @@ from lxml.html import HtmlElement
 from trafilatura.deduplication import Simhash, sample_tokens
 from trafilatura.utils import load_html
 
+from ingest.errors import IngestError
 from ingest.text import count_words
 
 EXTRACT_OPTIONS: dict[str, Any] = {
@@ -74,18 +75,12 @@ _LANG_TEXT_RE = re.compile(
 _WS_RE = re.compile(r"\s+")
 
 
-class ExtractError(Exception):
+class ExtractError(IngestError):
     """A page that did not become an article. `transient`: the same page may succeed in a
     later run (the run was stopped, a worker was lost), so its source stays due."""
 
     def __init__(self, reason: str, detail: str, transient: bool = False) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.transient = transient
-
-    def __reduce__(self) -> tuple[Any, ...]:  # survive the trip back from a worker process
-        return (ExtractError, (self.reason, self.detail, self.transient))
+        super().__init__(reason, detail, transient=transient)
 
 
 def _split(value: str | list[str] | None, seps: str) -> list[str]:

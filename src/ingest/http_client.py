@@ -37,6 +37,7 @@ from urllib3.util import Retry, Timeout, parse_url
 from w3lib.encoding import html_to_unicode
 
 from ingest.config import Settings
+from ingest.errors import IngestError
 from ingest.polling import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,8 @@ def request_url(url: str) -> str:
         return url
 
 
-class FetchError(Exception):
-    """A fetch that did not produce a usable body; `reason` is a short stable code."""
+class FetchError(IngestError):
+    """A fetch that did not produce a usable body."""
 
     def __init__(
         self,
@@ -78,26 +79,8 @@ class FetchError(Exception):
         transient: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.status = status
-        self.transient = transient
+        super().__init__(reason, detail, transient=transient, status=status)
         self.retry_after = retry_after  # seconds the server asked us to wait (429/503)
-
-    def __reduce__(self) -> tuple[Any, ...]:  # crosses process boundaries (feed parsing)
-        args = (self.reason, self.detail, self.status, self.transient, self.retry_after)
-        return (_rebuild_fetch_error, args)
-
-
-def _rebuild_fetch_error(
-    reason: str,
-    detail: str,
-    status: int | None,
-    transient: bool,
-    retry_after: float | None = None,
-) -> FetchError:
-    return FetchError(reason, detail, status=status, transient=transient, retry_after=retry_after)
 
 
 class BlockedAddress(FetchError):

@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ingest.errors import IngestError
 from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
 from ingest.http_client import FetchError, HttpClient
@@ -53,9 +54,7 @@ class PageStage:
             error = ExtractError("internal_error", f"{type(exc).__name__}: {exc}", transient=True)
             self.reject(entry, key, entry.link or "", "extract", error)
 
-    def reject(
-        self, entry: FeedEntry, key: str, url: str, stage: str, exc: FetchError | ExtractError
-    ) -> None:
+    def reject(self, entry: FeedEntry, key: str, url: str, stage: str, exc: IngestError) -> None:
         status = exc.status if isinstance(exc, FetchError) else None
         row = reject_row(
             url=url,

@@ -336,7 +336,7 @@ def follow_index(
             status=first.status,
             transient=any(f.transient for f in failures),
         )
-        waits = [w for f in failures if (w := getattr(f, "retry_after", None)) is not None]
+        waits = [w for f in failures if (w := f.retry_after) is not None]
         if waits:  # a child's Retry-After holds for the source
             error.retry_after = max(waits)
         index.status, index.error, index.entries = "failed", error, []
