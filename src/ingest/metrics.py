@@ -68,43 +68,26 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest.report import QUANTILES, RunReport, freshness
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
-    from ingest.report import RunReport
+__all__ = ["QUANTILES", "freshness"]  # re-exported: the report computes, metrics export
 
 PREFIX = "newsflow_run_"
-QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("1", "max"))
 FEED_OUTCOMES = ("polled", "not_modified", "not_due", "failed", "disabled")
 
 
 class TextfileError(OSError):
     """The metrics textfile cannot be written where it was asked to be."""
-
-
-# ------------------------------------------------------------------------ freshness
-
-
-def freshness(latencies: Iterable[float]) -> dict[str, float | None]:
-    """Summary of publication-to-commit latencies (seconds) for the run report.
-
-    Nearest-rank quantiles, so every value is one an article really had. A negative
-    latency (a publication time ahead of the commit clock, which normalize tolerates up to
-    a day) counts as 0. Without observations the quantiles are None: JSON has no NaN."""
-    values = sorted(max(0.0, float(v)) for v in latencies)
-    out: dict[str, float | None] = {"count": len(values), "sum": round(sum(values), 3)}
-    for q, key in QUANTILES:
-        out[key] = (
-            round(values[max(0, math.ceil(float(q) * len(values)) - 1)], 3) if values else None
-        )
-    return out
 
 
 # ------------------------------------------------------------------------ labels

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("1", "max"))
+
+
+def freshness(latencies: Iterable[float]) -> dict[str, float | None]:
+    """Summary of publication-to-commit latencies (seconds) for the run report.
+
+    Nearest-rank quantiles, so every value is one an article really had. A negative
+    latency (a publication time ahead of the commit clock, which normalize tolerates up to
+    a day) counts as 0. Without observations the quantiles are None: JSON has no NaN."""
+    values = sorted(max(0.0, float(v)) for v in latencies)
+    out: dict[str, float | None] = {"count": len(values), "sum": round(sum(values), 3)}
+    for q, key in QUANTILES:
+        out[key] = (
+            round(values[max(0, math.ceil(float(q) * len(values)) - 1)], 3) if values else None
+        )
+    return out
 
 
 @dataclass

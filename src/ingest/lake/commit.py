@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from ingest.lake import raw
 from ingest.lake.keys import KEY_COLUMNS, KeyIndex, Marker, keys_of_rows
 from ingest.lake.parts import STAGING, PartInfo, read_part
 from ingest.lake.tables import (
@@ -44,9 +45,12 @@ from ingest.lake.tables import (
     table_schema,
     writer_properties,
 )
+from ingest.report import freshness
+from ingest.state import write_feed_states
 from ingest.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REPORTS = "_reports/"
 UPDATES = "updates"  # staged parts holding new versions of committed articles
@@ -177,36 +181,27 @@ class Lake:
         """Append the run's new articles in one table transaction; idempotent per run."""
         self.store.put_bytes(request_key(request.run_key), request.to_json())
         table = self.articles()
-        for _attempt in range(MAX_COMMIT_ATTEMPTS):
+
+        def attempt() -> tuple[int, dict[str, str] | None]:
             table.update_incremental()
             head = table.version()
             done = self.committed_run(request.run_key, table)
             if done is not None:  # another attempt of this run got there first
-                result = self.result_of(done)
-                self._publish(request, result)
-                return result
+                return done, None
             self.keys.roll_forward(head)
             accepted, dropped = self._new_rows(request)
             version = head + 1
             _finish_report(request, accepted, dropped, version)
             new_keys: dict[str, str] = {}  # filled while the rows are read for the write
-            try:
-                self.append(
-                    table,
-                    ARTICLES,
-                    self._batches(request, accepted, new_keys),
-                    request.run_key,
-                    version,
-                    _metadata(request),
-                )
-            except CommitFailedError:
-                log.info(
-                    "articles version %d taken by a concurrent commit; checking again", version
-                )
-                continue
-            break
-        else:
-            raise RuntimeError(f"could not commit run {request.run_id}: the table is too busy")
+            batches = self._batches(request, accepted, new_keys)
+            self.append(table, ARTICLES, batches, request.run_key, version, _metadata(request))
+            return version, new_keys
+
+        version, new_keys = until_committed(f"run {request.run_id}", attempt)
+        if new_keys is None:
+            result = self.result_of(version)
+            self._publish(request, result)
+            return result
         self.keys.mark(new_keys)
         self.keys.advance(version)
         result = self.result_of(version)
@@ -281,9 +276,6 @@ class Lake:
     def _publish(self, request: CommitRequest, committed: CommitResult) -> None:
         """Idempotent: every step may run again after a crash with the same outcome.
         The report copy is the committed one, whichever attempt of the run won."""
-        from ingest.lake import raw
-        from ingest.state import write_feed_states
-
         raw.publish(self.store, request.parts)  # before anything reads the new rows' records
         self._commit_rejects(request)
         self._commit_updates(request)
@@ -301,7 +293,8 @@ class Lake:
             return
         table = ensure_table(self.store, REJECTS)
         target = table_schema(REJECTS)
-        for _attempt in range(MAX_COMMIT_ATTEMPTS):
+
+        def attempt() -> None:
             table.update_incremental()
             if table.transaction_version(request.run_key) is not None:
                 return
@@ -313,12 +306,9 @@ class Lake:
                 ).to_batches()
             )
             metadata = {"newsflow.run_id": request.run_id, "newsflow.run_key": request.run_key}
-            try:
-                self.append(table, REJECTS, batches, request.run_key, table.version() + 1, metadata)
-                return
-            except CommitFailedError:
-                continue
-        raise RuntimeError(f"could not commit the rejects of run {request.run_id}")
+            self.append(table, REJECTS, batches, request.run_key, table.version() + 1, metadata)
+
+        until_committed(f"the rejects of run {request.run_id}", attempt)
 
     def _commit_updates(self, request: CommitRequest) -> None:
         """New versions of articles their source changed, merged into their rows in place:
@@ -342,40 +332,39 @@ class Lake:
         updates["revised_at"] = "s.fetched_at"
         days = sorted(set(request.update_targets.values()))
         in_days = ", ".join(f"'{day}'" for day in days)  # ISO dates: nothing to escape
-        for _attempt in range(MAX_COMMIT_ATTEMPTS):
+
+        def attempt() -> bool:
             table = self.articles()
             if table.transaction_version(app_id) is not None:
-                return
+                return False
             source = self._update_rows(request, parts, target)
             if source.num_rows == 0:
-                return
-            try:
-                table.merge(
-                    source,
-                    predicate=f"t.{PARTITION} IN ({in_days}) AND t.article_id = s.article_id "
-                    f"AND t.{PARTITION} = s.{PARTITION}",
-                    source_alias="s",
-                    target_alias="t",
-                    writer_properties=writer_properties(),
-                    commit_properties=CommitProperties(
-                        custom_metadata={
-                            "newsflow.run_id": request.run_id,
-                            "newsflow.run_key": request.run_key,
-                            "newsflow.rewrite": "updates",
-                            "newsflow.rows": str(source.num_rows),
-                        },
-                        max_commit_retries=0,
-                        app_transactions=[Transaction(app_id, 1, last_updated=_now_ms())],
-                    ),
-                    post_commithook_properties=RUN_COMMIT_HOOKS,
-                ).when_matched_update(
-                    updates=updates, predicate="t.content_sha256 <> s.content_sha256"
-                ).execute()
-            except CommitFailedError:
-                continue
-            break
-        else:
-            raise RuntimeError(f"could not commit the updates of run {request.run_id}")
+                return False
+            table.merge(
+                source,
+                predicate=f"t.{PARTITION} IN ({in_days}) AND t.article_id = s.article_id "
+                f"AND t.{PARTITION} = s.{PARTITION}",
+                source_alias="s",
+                target_alias="t",
+                writer_properties=writer_properties(),
+                commit_properties=CommitProperties(
+                    custom_metadata={
+                        "newsflow.run_id": request.run_id,
+                        "newsflow.run_key": request.run_key,
+                        "newsflow.rewrite": "updates",
+                        "newsflow.rows": str(source.num_rows),
+                    },
+                    max_commit_retries=0,
+                    app_transactions=[Transaction(app_id, 1, last_updated=_now_ms())],
+                ),
+                post_commithook_properties=RUN_COMMIT_HOOKS,
+            ).when_matched_update(
+                updates=updates, predicate="t.content_sha256 <> s.content_sha256"
+            ).execute()
+            return True
+
+        if not until_committed(f"the updates of run {request.run_id}", attempt):
+            return
         markers = {}
         for part in parts:
             rows = read_part(self.store, part, columns=KEY_COLUMNS)
@@ -412,14 +401,24 @@ class Lake:
             self.store.delete(key)
 
 
+def until_committed(what: str, attempt: Callable[[], T]) -> T:
+    """The one retry loop of every commit: run `attempt` (which reads the table afresh and
+    commits at exactly the next version) again while a concurrent commit takes that version;
+    `max_commit_retries=0` keeps delta-rs from retrying onto a later version by itself."""
+    for _ in range(MAX_COMMIT_ATTEMPTS):
+        try:
+            return attempt()
+        except CommitFailedError:
+            log.info("%s: a concurrent commit took the version; checking again", what)
+    raise RuntimeError(f"could not commit {what}: the table is too busy")
+
+
 def _now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
 def _finish_report(request: CommitRequest, accepted: set[str], dropped: int, version: int) -> None:
     """What only the commit knows goes into the run report it stores with itself."""
-    from ingest.metrics import freshness
-
     finished = datetime.now(UTC)
     latencies = [
         finished.timestamp() - request.published_at[a]

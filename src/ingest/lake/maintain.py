@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from ingest.lake.commit import REPORTS, Lake
 from ingest.lake.parts import STAGING
+from ingest.lake.raw import RAW
 from ingest.lake.tables import ARTICLES, REJECTS, data_key, open_table, partition_days
 from ingest.lease import RunLease
 from ingest.store import Store
@@ -115,8 +116,6 @@ def _expire_raw(store: Store, lake: Lake, now: datetime, days: float) -> int:
     """WARC files of ingest days older than `days` (default: kept for good). Their rows stay;
     `ingest reextract` counts them as without a raw record. Days are taken from the table's
     partitions, and a day once expired is remembered, so nothing lists all of raw/."""
-    from ingest.lake.raw import RAW
-
     state = json.loads(store.get_bytes(STATE) or b"{}")
     done = state.get("raw_expired_through", "")
     cutoff = (now - timedelta(days=days)).date()

@@ -33,6 +33,7 @@ from ingest.lake.tables import (
     open_table,
     table_schema,
 )
+from ingest.state import write_feed_states
 from ingest.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,6 @@ def _feed_states(store: Store, manifests: list[dict[str, Any]]) -> dict[str, dic
 
 def migrate(store: Store) -> MigrationResult:
     """Idempotent: a store already migrated is left as it is."""
-    from ingest.state import write_feed_states
-
     if not is_legacy(store):
         if open_table(store, ARTICLES) is None:
             raise StoreError(f"store {store.uri} holds no earlier layout to migrate")

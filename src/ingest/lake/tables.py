@@ -23,6 +23,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from ingest import schema
 from ingest.lake.parts import ROW_GROUP_ROWS
+from ingest.state import FEEDS
 from ingest.store import S3Store, Store, StoreError, StoreMissing
 
 ARTICLES = "articles"
@@ -76,8 +77,6 @@ def is_legacy(store: Store) -> bool:
 def require_store(store: Store) -> None:
     """Commands that only read or report refuse a store nothing was ever written to,
     instead of creating it: a typo in the URI must not look like an empty, healthy store."""
-    from ingest.state import FEEDS
-
     if isinstance(store, S3Store):
         store.check()  # a missing bucket or refused credentials get their own message
     if open_table(store, ARTICLES) is None and not store.exists(FEEDS) and not is_legacy(store):
