@@ -1,5 +1,5 @@
 # Every target creates .venv/ from the pinned lock files first; nothing else is needed.
-.PHONY: demo test lint format lock bench airflow
+.PHONY: demo test test-unit lint format lock bench airflow
 
 demo:  ## run the whole pipeline offline on the bundled demo site into ./data
 	scripts/bootstrap.sh requirements.lock
@@ -9,6 +9,10 @@ test:  ## the whole test suite (unit + integration on SeaweedFS and loopback HTT
 	scripts/system_deps.sh
 	scripts/bootstrap.sh requirements-dev.lock
 	.venv/bin/python -m pytest
+
+test-unit:  ## the fast part: every test not marked integration or slow (under a minute)
+	scripts/bootstrap.sh requirements-dev.lock
+	.venv/bin/python -m pytest -m "not integration and not slow"
 
 lint:
 	scripts/bootstrap.sh requirements-dev.lock
