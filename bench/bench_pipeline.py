@@ -172,7 +172,7 @@ def _add_chrome(text: str, index: int, kilobytes: int) -> str:
 
 
 def build_site(base_url: str, n_pages: int, feed_size: int, chrome_kb: int = 0) -> BenchSite:
-    from ingest.demo_site import load_site
+    from newsflow_dev.demo_site import load_site
 
     base = base_url.rstrip("/")
     site = load_site()

@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from ingest.demo_site import serve_site, write_feeds_file
-from ingest.embedded_s3 import EmbeddedS3
+from newsflow_dev.demo_site import serve_site, write_feeds_file
+from newsflow_dev.embedded_s3 import EmbeddedS3
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "newsflow"

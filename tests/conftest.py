@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embedded_s3 import EmbeddedS3, S3Endpoint
 from ingest.store import LocalStore, Store, open_store
+from newsflow_dev.embedded_s3 import EmbeddedS3, S3Endpoint
 
 # Most tests run the pipeline several times in a row and mean "poll again": no adaptive
 # polling interval for them, in this process and in every `ingest`/Airflow process they

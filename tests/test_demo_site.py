@@ -22,7 +22,7 @@ import feedparser
 import pytest
 import yaml
 
-from ingest.demo_site import DemoSite, article_paths, load_site, serve_site, write_feeds_file
+from newsflow_dev.demo_site import DemoSite, article_paths, load_site, serve_site, write_feeds_file
 
 pytestmark = pytest.mark.integration
 

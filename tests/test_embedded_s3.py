@@ -12,8 +12,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ingest import embedded_s3
-from ingest.embedded_s3 import EmbeddedS3, S3Endpoint
+from newsflow_dev import embedded_s3
+from newsflow_dev.embedded_s3 import EmbeddedS3, S3Endpoint
 
 MIB = 1024 * 1024
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from trafilatura.utils import load_html
 
-from ingest.demo_site import load_site
 from ingest.extract import ExtractError, _drop_furniture, _Page, extract_page, fingerprints
 from ingest.http_client import decode_html
 from ingest.text import count_words
+from newsflow_dev.demo_site import load_site
 
 GOLDEN_FILES = sorted((Path(__file__).parent / "golden").glob("*.json"))
 BASE = "http://127.0.0.1:8000"

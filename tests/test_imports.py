@@ -87,7 +87,6 @@ RUN_AND_ABOVE = (
     "ingest.run",
     "ingest.pipeline",
     "ingest.cli",
-    "ingest.demo_site",
     "ingest.reextract",
 )
 
@@ -138,3 +137,20 @@ def test_layers_import_the_engine_at_the_top(layer: str) -> None:
         if (name == layer or name.startswith(layer + ".")) and (lines := hidden_imports(path))
     }
     assert hidden == {}
+
+
+def test_nothing_imports_dev_tooling_but_the_demo_command() -> None:
+    """dev/ (demo publisher, embedded S3) is not the engine's: only `ingest demo` loads it,
+    inside the command, so running and importing the engine never needs it."""
+    users = {name for name, path in MODULES.items() if any(
+        m.startswith("newsflow_dev") for m in imports_of(path))}  # fmt: skip
+    assert users == {"ingest.cli"}
+    top = {
+        m
+        for node in ast.parse(MODULES["ingest.cli"].read_text("utf-8")).body
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        for m in (
+            [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        )
+    }
+    assert not any((m or "").startswith("newsflow_dev") for m in top)

@@ -15,7 +15,6 @@ import pytest
 
 from ingest import extract, extractor_pool
 from ingest.config import Settings, load_feeds
-from ingest.demo_site import serve_site, write_feeds_file
 from ingest.index import build, index_prefix
 from ingest.lake import read_committed
 from ingest.normalize import index_date
@@ -24,6 +23,7 @@ from ingest.run import run
 from ingest.store import LocalStore, Store
 from ingest.text import count_words
 from ingest.warc import read_record
+from newsflow_dev.demo_site import serve_site, write_feeds_file
 
 pytestmark = pytest.mark.integration
 

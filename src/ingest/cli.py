@@ -79,8 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ingest.demo_site import write_feeds_file
     from ingest.run import run
+    from newsflow_dev.demo_site import write_feeds_file
 
     settings = _settings_from(args, allow_networks=["127.0.0.0/8"], per_host_concurrency=8)
     demo = _demo_site(args.port)
@@ -89,7 +89,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         feeds = load_feeds(feeds_path)
         print(f"demo site serving {len(feeds)} feeds at {base_url}")
         if args.s3:
-            from ingest.embedded_s3 import EmbeddedS3
+            from newsflow_dev.embedded_s3 import EmbeddedS3
 
             with EmbeddedS3() as endpoint:
                 endpoint.client().create_bucket(Bucket="newsflow")
@@ -111,7 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _demo_site(port: int) -> Iterator[str]:
     """Serve on a fixed port so article URLs (and ids) stay the same from run to run."""
-    from ingest.demo_site import serve_site
+    from newsflow_dev.demo_site import serve_site
 
     with contextlib.ExitStack() as stack:
         try:

@@ -42,7 +42,7 @@ __all__ = [
     "write_feeds_file",
 ]
 
-_PACKAGE = "ingest"
+_PACKAGE = "newsflow_dev"
 _DATA_DIR = "demo_site"
 _MANIFEST = "site.json"
 
