@@ -19,10 +19,9 @@ import os
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
 import newsflow_airflow as nf
-from airflow.sdk import Param, dag, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
 
 log = logging.getLogger("newsflow")
 DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=20))

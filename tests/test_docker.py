@@ -52,7 +52,7 @@ def test_compose_services_health_and_settings() -> None:
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
-    glue = (ROOT / "dags" / "newsflow_airflow.py").read_text()
+    glue = (ROOT / "src" / "newsflow_airflow" / "settings.py").read_text()
     for var in ("NEWSFLOW_STORE_URI", "NEWSFLOW_FEEDS_FILE", "NEWSFLOW_S3_CONN_ID"):
         assert var in env and var in glue, var
     assert f'"{env["NEWSFLOW_S3_CONN_ID"]}"' in glue  # the default the DAGs use

@@ -31,3 +31,20 @@ def test_engine_never_imports_airflow() -> None:
         if "import airflow" in p.read_text("utf-8") or "from airflow" in p.read_text("utf-8")
     ]
     assert offenders == []
+
+
+def test_every_package_ships_in_the_wheel() -> None:
+    """setuptools builds the wheel (and so the Docker image) from an explicit package list;
+    an editable install finds unlisted subpackages anyway, so only this catches a gap."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {"ingest.schemas"}
+    for top, base in (("ingest", "src/ingest"), ("newsflow_airflow", "src/newsflow_airflow"),
+                      ("newsflow_dev", "dev/newsflow_dev")):  # fmt: skip
+        for init in (ROOT / base).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / base)
+            found.add(".".join([top, *rel.parts]))
+    assert listed == found

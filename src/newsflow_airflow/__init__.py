@@ -1,0 +1,33 @@
+"""The Airflow glue shared by the newsflow DAGs, kept apart from the engine (src/ingest
+never imports Airflow): settings (the store, the feeds file, S3 credentials), the assets,
+the task callbacks and the DAG defaults. DAG files import it as `nf`."""
+
+from newsflow_airflow.assets import ARTICLES, INDEX
+from newsflow_airflow.callbacks import emit_metrics, engine_errors, on_failure, task_fields
+from newsflow_airflow.defaults import default_args
+from newsflow_airflow.settings import (
+    DEFAULT_STORE,
+    feeds_file,
+    setting,
+    store,
+    store_uri,
+    threshold,
+    webhook,
+)
+
+__all__ = [
+    "ARTICLES",
+    "DEFAULT_STORE",
+    "INDEX",
+    "default_args",
+    "emit_metrics",
+    "engine_errors",
+    "feeds_file",
+    "on_failure",
+    "setting",
+    "store",
+    "store_uri",
+    "task_fields",
+    "threshold",
+    "webhook",
+]
