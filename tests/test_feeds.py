@@ -257,6 +257,14 @@ def test_a_ten_megabyte_adversarial_json_feed_is_refused_quickly() -> None:
     assert result.status == "failed" and "malformed JSON" in result.error.detail
 
 
+@pytest.mark.timeout(60)  # a quadratic parser takes minutes on these (html.parser did)
+@pytest.mark.parametrize("fragment", ["<a ", "<!--", "<p>x", "<script>", "&amp;", "</"])
+def test_summaries_of_hostile_markup_are_read_in_linear_time(fragment: str) -> None:
+    hostile = "<p>Intro.</p>" + fragment * (2_000_000 // len(fragment))
+    text = plain_text(hostile)
+    assert text is None or text.startswith("Intro.")
+
+
 @pytest.mark.parametrize(
     ("html", "text"),
     [
@@ -271,6 +279,8 @@ def test_a_ten_megabyte_adversarial_json_feed_is_refused_quickly() -> None:
         ("<ul><li>a</li><li>b</li></ul>", "a b"),
         ("plain text, no markup", "plain text, no markup"),
         ("<script>", None),
+        ("a\x00b\x1fc", "abc"),  # characters no XML tree may hold carry no text
+        ("<!-- comment -->x", "x"),
     ],
 )
 def test_summaries_are_the_text_a_reader_sees(html: str, text: str | None) -> None:

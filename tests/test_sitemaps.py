@@ -541,6 +541,10 @@ def test_every_kind_of_source_keeps_links_as_requested() -> None:
         "https://pub.example/already%20encoded"
     )
     assert request_url("https://[::1") == "https://[::1"  # unparseable: the fetch refuses it
+    # a stray '%' is escaped alone; the valid escapes beside it keep naming the same page
+    assert request_url("https://p.example/a%zz/%41?q=100%&r=%41") == (
+        "https://p.example/a%25zz/%41?q=100%25&r=%41"
+    )
     entry = FeedEntry("f", "https://pub.example/f.xml", "https://pub.example/a b")
     assert entry.link == "https://pub.example/a%20b"
     assert FeedEntry("f", "u", "mailto:x y").link == "mailto:x y"  # not fetched: untouched

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import re
 import socket
 import threading
 import time
@@ -62,9 +63,14 @@ def request_url(url: str) -> str:
     and host lower-cased). Entries, rows and WARC records carry this form, so each names
     exactly what was requested. A URL that does not parse is left for the fetch to refuse."""
     try:
-        return parse_url(url).url
+        # a stray '%' becomes '%25' first: urllib3 otherwise re-encodes every escape of
+        # that URL part ("/a%zz/%41" would become "/a%25zz/%2541", another page)
+        return parse_url(_STRAY_PERCENT.sub("%25", url)).url
     except (LocationParseError, ValueError):
         return url
+
+
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class FetchError(IngestError):
