@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingest.lake.commit import Lake, with_partition
+from ingest.lake.commit import Lake
 from ingest.lake.tables import (
     ARTICLES,
     LEGACY_FIRST_MANIFEST,
@@ -33,6 +33,7 @@ from ingest.lake.tables import (
     open_table,
     table_schema,
 )
+from ingest.lake.write import append, with_partition
 from ingest.state import write_feed_states
 from ingest.store import Store, StoreError
 
@@ -120,7 +121,7 @@ def migrate(store: Store) -> MigrationResult:
             reader = pa.RecordBatchReader.from_batches(
                 table_schema(kind), _rows(store, manifests, kind)
             )
-            Lake(store).append(
+            append(
                 table,
                 kind,
                 reader,

@@ -10,9 +10,9 @@ from typing import Any
 from ingest import __version__, schema
 from ingest.http_client import Response
 from ingest.lake import PartWriter
-from ingest.lake.commit import UPDATES
 from ingest.lake.parts import PartInfo
 from ingest.lake.raw import RawArchive
+from ingest.lake.request import UPDATES
 from ingest.run.context import RunContext
 from ingest.warc import FetchRecord
 
