@@ -3,7 +3,7 @@
 The corpus is trafilatura's evaluation set (945 real pages with snippets that a good
 extraction must and must not contain), kept beside the repository at
 `../shared/corpora/trafilatura-eval/` (override with NEWSFLOW_EVAL_CORPUS). Each page is
-decoded as the engine decodes a fetched page (`ingest.http_client.decode_html`, no
+decoded as the engine decodes a fetched page (`ingest.net.decode_html`, no
 content-type header, so the page's own charset or detection), then extracted by:
 
 * engine: `ingest.extract.extract_page`, the function the pipeline calls;
@@ -102,7 +102,7 @@ def prf(counts: Iterable[tuple[int, int, int, int]]) -> dict[str, float]:
 
 
 def _read_html(root: str, file: str) -> str:
-    from ingest.http_client import decode_html
+    from ingest.net import decode_html
 
     raw = gzip.decompress((Path(root) / "pages" / f"{file}.gz").read_bytes())
     return decode_html(raw, "")

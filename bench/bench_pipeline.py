@@ -317,7 +317,7 @@ def fetch_all(bench: BenchSite) -> list[tuple[str, str]]:
     import http.client
     from urllib.parse import urlsplit
 
-    from ingest.http_client import decode_html
+    from ingest.net import decode_html
 
     parts = urlsplit(bench.base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -698,7 +698,7 @@ def profile_pipeline(
     """One more pipeline run with stage clocks in the parent; and worker-side costs."""
     import pickle
 
-    from ingest import extract, extractor_pool, http_client, lake, normalize
+    from ingest import extract, extractor_pool, lake, net, normalize
     from ingest.run import crawl, page
 
     # First a run with only the per-thread CPU sampler, then one with stage clocks.
@@ -709,9 +709,9 @@ def profile_pipeline(
     # is pickled by reference and must stay the very same object.
     for owner, attr, label in (
         (crawl, "poll", "poll feed (fetch + parse)"),
-        (http_client.RobotsCache, "allowed", "robots check"),
-        (http_client.HttpClient, "get", "http get (all)"),
-        (http_client.Response, "text", "decode html (Response.text)"),
+        (net.RobotsCache, "allowed", "robots check"),
+        (net.HttpClient, "get", "http get (all)"),
+        (net.Response, "text", "decode html (Response.text)"),
         (extractor_pool.ExtractorPool, "call", "pool call: submit+wait (all)"),
         (extractor_pool.ExtractorPool, "extract", "  pool call for a page"),
         (extractor_pool.ExtractorPool, "_get", "  pool create/get"),

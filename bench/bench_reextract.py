@@ -32,8 +32,8 @@ from bench_pipeline import Server, build_site  # noqa: E402
 
 from ingest import extract  # noqa: E402
 from ingest.config import Feed, Settings  # noqa: E402
-from ingest.http_client import decode_html  # noqa: E402
 from ingest.lake import read_committed  # noqa: E402
+from ingest.net import decode_html  # noqa: E402
 from ingest.reextract import reextract  # noqa: E402
 from ingest.run import run  # noqa: E402
 from ingest.store import LocalStore  # noqa: E402

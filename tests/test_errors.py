@@ -10,7 +10,7 @@ import pytest
 from ingest.config import ConfigError
 from ingest.errors import IngestError, permanent
 from ingest.extract import ExtractError
-from ingest.http_client import FetchError
+from ingest.net import FetchError
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import pytest
 from trafilatura.utils import load_html
 
 from ingest.extract import ExtractError, _drop_furniture, _Page, extract_page, fingerprints
-from ingest.http_client import decode_html
+from ingest.net import decode_html
 from ingest.text import count_words
 from newsflow_dev.demo_site import load_site
 

@@ -13,7 +13,7 @@ import pytest
 from fixture_server import FixtureServer, Route, send_html
 
 from ingest.config import Feed, Settings
-from ingest.http_client import HttpClient
+from ingest.net import HttpClient
 from ingest.sources.detect import parse_source
 from ingest.sources.jsonfeed import json_depth
 from ingest.sources.markup import plain_text

@@ -19,8 +19,8 @@ import pytest
 from fixture_server import FixtureServer, Route, paragraphs
 
 from ingest.config import Feed, Settings
-from ingest.http_client import HttpClient
 from ingest.lake import read_committed
+from ingest.net import HttpClient
 from ingest.run import run
 from ingest.sources import PollResult, poll
 from ingest.sources.detect import parse_source
@@ -531,7 +531,7 @@ def test_a_loc_with_a_space_is_stored_as_requested(tmp_path: Path) -> None:
 
 def test_every_kind_of_source_keeps_links_as_requested() -> None:
     """One rule for RSS, JSON Feed and sitemaps alike: the link is what the client sends."""
-    from ingest.http_client import request_url
+    from ingest.net import request_url
     from ingest.sources import FeedEntry
 
     assert request_url("https://Pub.Example/a b/ü?q=x y#top") == (

@@ -28,7 +28,6 @@ from deltalake.exceptions import CommitFailedError
 
 from ingest.extract import ExtractError, rules_version_of
 from ingest.extractor_pool import ExtractorPool
-from ingest.http_client import decode_html
 from ingest.lake import Lake
 from ingest.lake.keys import keys_of_rows
 from ingest.lake.tables import (
@@ -39,6 +38,7 @@ from ingest.lake.tables import (
     table_schema,
     writer_properties,
 )
+from ingest.net import decode_html
 from ingest.normalize import article_row, index_date
 from ingest.sources.model import FeedEntry
 from ingest.store import Store

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from ingest import polling
 from ingest.config import Feed
 from ingest.extractor_pool import ExtractorPool
-from ingest.http_client import HttpClient
 from ingest.lake import CommitRequest
+from ingest.net import HttpClient
 from ingest.normalize import reject_row
 from ingest.report import RunReport
 from ingest.run.context import RunContext

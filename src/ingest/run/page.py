@@ -10,8 +10,8 @@ from typing import Any, Literal
 from ingest.errors import IngestError
 from ingest.extract import ExtractError
 from ingest.extractor_pool import ExtractorPool
-from ingest.http_client import FetchError, HttpClient
 from ingest.lake.keys import Marker
+from ingest.net import FetchError, HttpClient
 from ingest.normalize import article_row, index_date, reject_row
 from ingest.run.context import RunContext
 from ingest.run.ledger import Ledger, SourceRun

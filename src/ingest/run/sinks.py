@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from ingest import __version__, schema
-from ingest.http_client import Response
 from ingest.lake import PartWriter
 from ingest.lake.parts import PartInfo
 from ingest.lake.raw import RawArchive
 from ingest.lake.request import UPDATES
+from ingest.net import Response
 from ingest.run.context import RunContext
 from ingest.warc import FetchRecord
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 
-from ingest.http_client import FetchError
+from ingest.net import FetchError
 
 GZIP_MAGIC = b"\x1f\x8b"
 

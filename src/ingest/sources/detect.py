@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ingest.config import Feed
-from ingest.http_client import FetchError
+from ingest.net import FetchError
 from ingest.sources import jsonfeed, rss, sitemap
 from ingest.sources.model import Parser, PollResult
 

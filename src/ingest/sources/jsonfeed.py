@@ -16,7 +16,7 @@ from urllib.parse import urljoin
 import numpy as np
 
 from ingest.config import Feed
-from ingest.http_client import FetchError
+from ingest.net import FetchError
 from ingest.sources.dates import entry_cap, newest_first, parse_datetime
 from ingest.sources.markup import plain_text
 from ingest.sources.model import FeedEntry, PollResult

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ingest.config import Feed
-from ingest.http_client import FetchError, request_url
+from ingest.net import FetchError, request_url
 
 Status = Literal["ok", "not_modified", "failed"]
 # rss: RSS/Atom/RDF (feedparser); json: JSON Feed; sitemap: a urlset; sitemapindex: an

@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 
 from ingest.config import Feed
-from ingest.http_client import FetchError, HttpClient
+from ingest.net import FetchError, HttpClient
 from ingest.polling import body_hint, header_hint
 from ingest.sources.compression import gunzip_limited, is_gzip
 from ingest.sources.detect import parse_source

@@ -6,7 +6,7 @@ from __future__ import annotations
 import feedparser
 
 from ingest.config import Feed
-from ingest.http_client import FetchError
+from ingest.net import FetchError
 from ingest.sources.dates import from_struct
 from ingest.sources.markup import plain_text
 from ingest.sources.model import FeedEntry, PollResult

@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 from lxml import etree
 
 from ingest.config import Feed
-from ingest.http_client import FetchError
+from ingest.net import FetchError
 from ingest.sources.dates import entry_cap, newest_first, parse_datetime
 from ingest.sources.model import FUTURE_TOLERANCE, FeedEntry, PollResult, SitemapRef
 

@@ -11,7 +11,7 @@ import pytest
 from fixture_server import FixtureServer, Route, send_html, trickle_headers
 
 from ingest.config import Settings
-from ingest.http_client import FetchError, HttpClient
+from ingest.net import FetchError, HttpClient
 
 pytestmark = pytest.mark.integration
 
@@ -223,7 +223,7 @@ def test_errors_survive_pickling() -> None:
     """Feed parsing runs in worker processes: its errors must cross back intact."""
     import pickle
 
-    from ingest.http_client import BlockedAddress
+    from ingest.net import BlockedAddress
 
     err = FetchError("http_503", "down", status=503, transient=True)
     back = pickle.loads(pickle.dumps(err))
