@@ -1,0 +1,5 @@
+import sys
+
+from ingest.cli.main import main
+
+sys.exit(main())
