@@ -33,9 +33,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss  # noqa: E402
 
 from ingest import ids, schema  # noqa: E402
 from ingest.lake import CommitRequest, Lake, PartWriter  # noqa: E402
@@ -43,6 +40,7 @@ from ingest.lake.maintain import maintain  # noqa: E402
 from ingest.report import RunReport  # noqa: E402
 from ingest.store import open_store  # noqa: E402
 from newsflow_dev.embedded_s3 import EmbeddedS3, find_weed  # noqa: E402
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss  # noqa: E402
 
 # ------------------------------------------------------------------ counting proxy
 

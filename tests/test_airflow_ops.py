@@ -16,17 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest.lake import read_committed
 from ingest.store import open_store
+from newsflow_dev.airflow_local import airflow_env, dag_runs, start_standalone, stop
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from airflow_local import airflow_env, dag_runs, start_standalone, stop  # noqa: E402
 
 
 def free_port() -> int:

@@ -15,17 +15,22 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest.lake import read_committed
 from ingest.store import open_store
+from newsflow_dev.airflow_local import (
+    airflow_env,
+    dag_runs,
+    session_processes,
+    start_standalone,
+    stop,
+)
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from airflow_local import airflow_env, dag_runs, session_processes, start_standalone, stop  # noqa: E402
 
 PAGES_PER_FEED = 4
 

@@ -18,17 +18,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest.lake import read_committed
 from ingest.store import open_store
+from newsflow_dev.airflow_local import airflow_env, dag_runs
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from airflow_local import airflow_env, dag_runs  # noqa: E402
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss, slow_page
 
 from ingest.state import FEEDS
 from ingest.store import LocalStore, Store
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss, slow_page
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest.lake import open_table, read_committed
 from ingest.store import Store, open_store
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
 pytestmark = pytest.mark.integration
 

@@ -89,10 +89,9 @@ def test_dag_integrity(airflow_home: dict[str, str]) -> None:
 
 
 def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: Path) -> None:
-    from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
-
     from ingest.lake import read_committed
     from ingest.store import open_store
+    from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
     endpoint, bucket = s3_bucket
     # two publishers (hosts), so the feeds make two shards

@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-from fixture_server import FixtureServer, Route, send_html
 
 from ingest.config import Feed, Settings
 from ingest.net import HttpClient
@@ -19,6 +18,7 @@ from ingest.sources.jsonfeed import json_depth
 from ingest.sources.markup import plain_text
 from ingest.sources.poll import poll
 from ingest.state import FeedState
+from newsflow_dev.loopback import FixtureServer, Route, send_html
 
 FEED = Feed("t", "https://news.example/feeds/main.xml")
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest import alerts
 from ingest.config import Feed, Settings
@@ -16,6 +15,7 @@ from ingest.health import feed_health, render_table
 from ingest.run import run
 from ingest.state import FEEDS, load_feed_states
 from ingest.store import LocalStore, Store
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss, slow_page
 
 from ingest.lease import (
     LEASES,
@@ -26,6 +25,7 @@ from ingest.lease import (
     release_if_held,
 )
 from ingest.store import Store
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss, slow_page
 
 pytestmark = pytest.mark.integration
 

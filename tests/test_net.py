@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from fixture_server import FixtureServer, Route, send_html, trickle_headers
 
 from ingest.config import Settings
 from ingest.net import FetchError, HttpClient
+from newsflow_dev.loopback import FixtureServer, Route, send_html, trickle_headers
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,14 @@ from http.server import BaseHTTPRequestHandler
 
 import pyarrow as pa
 import pytest
-from fixture_server import (
+
+from ingest import ids
+from ingest.config import Feed, Settings
+from ingest.lake import read_committed, report_key
+from ingest.run import run
+from ingest.state import load_feed_states
+from ingest.store import LocalStore, Store
+from newsflow_dev.loopback import (
     FixtureServer,
     Route,
     article_html,
@@ -21,13 +28,6 @@ from fixture_server import (
     slow_page,
     trickle_headers,
 )
-
-from ingest import ids
-from ingest.config import Feed, Settings
-from ingest.lake import read_committed, report_key
-from ingest.run import run
-from ingest.state import load_feed_states
-from ingest.store import LocalStore, Store
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest import polling
 from ingest.config import Feed, Settings
@@ -16,6 +15,7 @@ from ingest.polling import PollBounds
 from ingest.run import run
 from ingest.state import FeedState, load_feed_states
 from ingest.store import LocalStore
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
 BOUNDS = PollBounds(min_interval=600, max_interval=6 * 3600, slack=120)
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

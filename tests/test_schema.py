@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 
 from ingest import schema
 from ingest.config import Feed, Settings
 from ingest.run import run
 from ingest.store import LocalStore
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
 SCHEMAS = Path(__file__).parents[1] / "schemas"
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixture_server import FixtureServer, Route, paragraphs
 
 from ingest.config import Feed, Settings
 from ingest.lake import read_committed
@@ -28,6 +27,7 @@ from ingest.sources.sitemap import MAX_CHILD_SITEMAPS, sitemap_root
 from ingest.state import FeedState
 from ingest.store import LocalStore
 from ingest.warc import read_record
+from newsflow_dev.loopback import FixtureServer, Route, paragraphs
 
 SM = "http://www.sitemaps.org/schemas/sitemap/0.9"
 NEWS = "http://www.google.com/schemas/sitemap-news/0.9"

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 from deltalake import DeltaTable
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss, send_html
 
 from ingest.config import Feed, Settings
 from ingest.lake import read_committed
@@ -20,6 +19,7 @@ from ingest.lake.keys import KeyIndex
 from ingest.run import run
 from ingest.state import load_feed_states
 from ingest.store import LocalStore, Store
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss, send_html
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 from deltalake import DeltaTable
-from fixture_server import FixtureServer, Route, article_html, paragraphs, rss
 from pyarrow import fs
 
 from ingest import index
@@ -28,6 +27,7 @@ from ingest.ddl import ddl
 from ingest.lake.maintain import maintain
 from ingest.run import run
 from ingest.store import Store
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs, rss
 
 pytestmark = pytest.mark.integration
 
