@@ -28,13 +28,18 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import newsflow_airflow as nf
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+import newsflow_airflow as nf
 
 log = logging.getLogger("newsflow")
 
 DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=30))
+SHARDS = 4  # the `shards` Param's default
+# feed_health's thresholds when neither the Param nor the Variable newsflow_<name> is set
+HEALTH = {"max_failed_feeds": 0, "max_failed_percent": None, "stale_hours": 48,
+          "max_stale_feeds": None}  # fmt: skip
 
 
 @dag(
@@ -50,7 +55,7 @@ DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=30))
     params={
         "feeds": Param([], type="array", description="Only these feed names (empty: all)."),
         "shards": Param(
-            4,
+            SHARDS,
             type="integer",
             minimum=1,
             maximum=64,
@@ -112,7 +117,8 @@ def news_ingest() -> None:
                 if unknown:
                     raise ConfigError(f"unknown feed names in params: {sorted(unknown)}")
                 feeds = [f for f in feeds if f.name in wanted]
-        shards = split_feeds(feeds, max(1, min(int(params.get("shards", 4)), len(feeds))))
+        wanted_shards = int(params.get("shards") or SHARDS)
+        shards = split_feeds(feeds, max(1, min(wanted_shards, len(feeds))))
         return [
             {
                 "shard": k,
@@ -214,17 +220,18 @@ def news_ingest() -> None:
 
         params = params or {}
         with nf.engine_errors():
-            max_failed = nf.threshold(params, "max_failed_feeds", 0)
-            max_percent = nf.threshold(params, "max_failed_percent", None)
-            stale_hours = nf.threshold(params, "stale_hours", 48)
-            max_stale = nf.threshold(params, "max_stale_feeds", None)
+            max_failed, max_percent, stale_hours, max_stale = (
+                nf.threshold(params, name, default) for name, default in HEALTH.items()
+            )
             verdict = run_health(
                 report,
                 nf.store() if max_stale is not None else None,
                 feeds=[name for spec in specs for name in spec["feeds"]],
                 max_failed=None if max_failed is None else int(max_failed),
                 max_failed_percent=max_percent,
-                stale_after=timedelta(hours=48 if stale_hours is None else stale_hours),
+                stale_after=timedelta(
+                    hours=HEALTH["stale_hours"] if stale_hours is None else stale_hours
+                ),
                 max_stale=None if max_stale is None else int(max_stale),
             )
         result = verdict.to_dict()

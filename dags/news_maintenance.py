@@ -19,11 +19,20 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import newsflow_airflow as nf
 from airflow.sdk import Param, dag, task
+
+import newsflow_airflow as nf
 
 log = logging.getLogger("newsflow")
 DEFAULT_ARGS = nf.default_args(timeout=timedelta(hours=2))
+
+# One place for each Param's default: the Params and the task read the same value.
+DEFAULTS: dict[str, Any] = {
+    "retention_hours": 168,
+    "staging_days": 2,
+    "report_days": 90,
+    "raw_days": None,
+}
 
 
 @dag(
@@ -38,14 +47,22 @@ DEFAULT_ARGS = nf.default_args(timeout=timedelta(hours=2))
     doc_md=__doc__,
     params={
         "retention_hours": Param(
-            168, type="integer", minimum=1, description="Vacuum keeps files younger than this."
+            DEFAULTS["retention_hours"],
+            type="integer",
+            minimum=1,
+            description="Vacuum keeps files younger than this.",
         ),
         "staging_days": Param(
-            2, type="number", minimum=0, description="Drop staging of uncommitted runs after."
+            DEFAULTS["staging_days"],
+            type="number",
+            minimum=0,
+            description="Drop staging of uncommitted runs after.",
         ),
-        "report_days": Param(90, type="number", minimum=0, description="Keep run reports."),
+        "report_days": Param(
+            DEFAULTS["report_days"], type="number", minimum=0, description="Keep run reports."
+        ),
         "raw_days": Param(
-            None,
+            DEFAULTS["raw_days"],
             type=["null", "number"],
             minimum=0,
             description="Delete raw WARC files older than this many days (empty: keep).",
@@ -59,14 +76,16 @@ def news_maintenance() -> None:
 
         from ingest.lake.maintain import maintain as run_maintenance
 
-        params = params or {}
+        given = {k: v for k, v in (params or {}).items() if v is not None}
+        values = {**DEFAULTS, **given}
+        raw_days = values["raw_days"]
         with nf.engine_errors():
             result = run_maintenance(
                 nf.store(),
-                retention_hours=int(params.get("retention_hours", 168)),
-                staging_days=float(params.get("staging_days", 2)),
-                report_days=float(params.get("report_days", 90)),
-                raw_days=None if params.get("raw_days") is None else float(params["raw_days"]),
+                retention_hours=int(values["retention_hours"]),
+                staging_days=float(values["staging_days"]),
+                report_days=float(values["report_days"]),
+                raw_days=None if raw_days is None else float(raw_days),
             )
         log.info("%s", result.summary())
         return asdict(result)

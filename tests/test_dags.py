@@ -142,6 +142,13 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
             index_run = bag.get_dag("news_daily_index").test(run_conf={"dates": dates})
             upkeep = bag.get_dag("news_maintenance").test(run_conf={"retention_hours": 1})
             again = bag.get_dag("news_reextract").test()
+            # a Variable naming another store than the one the assets name (a usable one:
+            # the same bucket, another prefix) is refused, not written to
+            elsewhere = os.environ["NEWSFLOW_STORE_URI"] + "-elsewhere"
+            os.environ["AIRFLOW_VAR_NEWSFLOW_STORE_URI"] = elsewhere
+            mismatch = bag.get_dag("news_maintenance").test()
+            mismatch_tries = [ti.try_number for ti in mismatch.get_task_instances()]
+            del os.environ["AIRFLOW_VAR_NEWSFLOW_STORE_URI"]
             reextracted = {ti.task_id + str(ti.map_index): str(ti.state)
                            for ti in again.get_task_instances()}
             print(json.dumps({"state": str(run.state), "states": states, "events": events,
@@ -149,6 +156,8 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
                               "index_state": str(index_run.state),
                               "maintenance_state": str(upkeep.state),
                               "reextract_state": str(again.state),
+                              "mismatch_state": str(mismatch.state),
+                              "mismatch_tries": mismatch_tries,
                               "reextract_tasks": reextracted}))
             """,
             env,
@@ -166,6 +175,9 @@ def test_dag_test_end_to_end(airflow_home: dict[str, str], s3_bucket, tmp_path: 
                                "articles": 6, "counters": counters}]  # fmt: skip
     assert got["index_state"].endswith("success")
     assert got["maintenance_state"].endswith("success")
+    # the store has one source of truth: a Variable naming another fails at once
+    assert got["mismatch_state"].endswith("failed") and got["mismatch_tries"] == [1]
+    assert not any(open_store(f"s3://{bucket}/lake-elsewhere").list(""))  # nothing written
     # re-extraction from the raw archive: one mapped task per ingest day; nothing changed
     # (same extractor), so no asset event
     assert got["reextract_state"].endswith("success"), got["reextract_tasks"]
