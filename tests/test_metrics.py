@@ -51,7 +51,7 @@ SUMMARY = "newsflow_run_publication_to_commit_seconds"
 
 def committed_report(store: str = "s3://news/lake", latencies: list[float] | None = None) -> dict:
     """A report as the commit stores it: filled the way Run._account_poll, Run._select,
-    Run._process and lake.commit._finish_report fill it (5 feeds: 3 polled, one of them
+    run.page.route and lake.commit._finish_report fill it (5 feeds: 3 polled, one of them
     malformed, 1 not modified, 1 failed, plus 1 disabled), then `freshness_seconds` as the
     commit is to add it."""
     report = RunReport(
