@@ -272,8 +272,19 @@ def follow_index(
     child has a lastmod in the index (so a changed child changes the index) and none
     failed transiently. Otherwise the next poll fetches the index, and its children, again.
     """
-    now = now or datetime.now(UTC)
     counts: Counter[str] = Counter()
+    chosen = _choose_children(feed, index, limit, now or datetime.now(UTC), counts)
+    results: list[PollResult] = []
+    if chosen:
+        with ThreadPoolExecutor(min(CHILD_FETCH_THREADS, len(chosen)), "sitemap") as pool:
+            results = list(pool.map(fetch, [ref.url for ref in chosen]))
+    return _merge_children(feed, index, chosen, results, counts)
+
+
+def _choose_children(
+    feed: Feed, index: PollResult, limit: int, now: datetime, counts: Counter[str]
+) -> list[SitemapRef]:
+    """The children to fetch, newest lastmod first; the others counted by why."""
     oldest = now - timedelta(days=feed.max_age_days) if feed.max_age_days else None
     seen: set[str] = set()
     candidates: list[SitemapRef] = []
@@ -294,12 +305,18 @@ def follow_index(
     )  # stable: undated children keep the index's order
     chosen = candidates[: max(0, limit)]
     counts["over_limit"] = len(candidates) - len(chosen)
+    return chosen
 
-    results: list[PollResult] = []
-    if chosen:
-        with ThreadPoolExecutor(min(CHILD_FETCH_THREADS, len(chosen)), "sitemap") as pool:
-            results = list(pool.map(fetch, [ref.url for ref in chosen]))
 
+def _merge_children(
+    feed: Feed,
+    index: PollResult,
+    chosen: list[SitemapRef],
+    results: list[PollResult],
+    counts: Counter[str],
+) -> PollResult:
+    """The children's entries merged into `index` (or the index failed when every child
+    it fetched did)."""
     merged: dict[str, FeedEntry] = {}
     unlinked: list[FeedEntry] = []
     failures: list[FetchError] = []
