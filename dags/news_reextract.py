@@ -19,9 +19,10 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import newsflow_airflow as nf
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
+
+import newsflow_airflow as nf
 
 log = logging.getLogger("newsflow")
 DEFAULT_ARGS = nf.default_args(timeout=timedelta(hours=6))
