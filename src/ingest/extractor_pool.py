@@ -98,8 +98,7 @@ class ExtractorPool:
                 return
             self._pool = None
         if kill:
-            for proc in list((getattr(broken, "_processes", None) or {}).values()):
-                proc.kill()
+            _kill_workers(broken)
         broken.shutdown(wait=False, cancel_futures=True)
 
     @contextmanager
@@ -179,8 +178,7 @@ class ExtractorPool:
             self._aborted = True
             pool, self._pool = self._pool, None
         if pool is not None:
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.kill()
+            _kill_workers(pool)
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
@@ -188,6 +186,11 @@ class ExtractorPool:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.kill()
 
 
 class _Overran(BaseException):

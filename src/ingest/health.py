@@ -131,9 +131,10 @@ def render_table(
     lines.append(tail)
     for r in rows:  # dates that move without the pages: rechecked less often (polling)
         s = r.state
-        if _until(s.recheck_after, now) != "now":
+        resume = _until(s.recheck_after, now)
+        if resume != "now":
             lines.append(
-                f"{s.name}: update rechecks paused, resume {_until(s.recheck_after, now)} "
+                f"{s.name}: update rechecks paused, resume {resume} "
                 f"({s.recheck_misses} runs in a row found every changed date's page unchanged)"
             )
     return "\n".join(lines)

@@ -142,13 +142,22 @@ def failure_interval(
     return max(backoff, retry_after or 0.0)
 
 
-def is_due(next_due_at: str | None, run_started: datetime, bounds: PollBounds) -> bool:
-    if not next_due_at:
-        return True
+def parse_stamp(value: str | None) -> datetime | None:
+    """An aware time written to the feed state; None for anything else (a hand-edited
+    state must not make a comparison with the run's aware times fail the run)."""
+    if not value:
+        return None
     try:
-        due = datetime.fromisoformat(next_due_at)
+        when = datetime.fromisoformat(value)
     except ValueError:
-        return True  # an unreadable due time must not silence a source
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def is_due(next_due_at: str | None, run_started: datetime, bounds: PollBounds) -> bool:
+    due = parse_stamp(next_due_at)
+    if due is None:
+        return True  # never polled, or an unreadable due time: it must not silence a source
     return due <= run_started + timedelta(seconds=bounds.slack)
 
 
@@ -198,12 +207,8 @@ def recheck_backoff(misses: int) -> float:
 
 
 def rechecks_paused(state: FeedState, run_started: datetime) -> bool:
-    if not state.recheck_after:
-        return False
-    try:
-        return datetime.fromisoformat(state.recheck_after) > run_started
-    except ValueError:
-        return False
+    until = parse_stamp(state.recheck_after)
+    return until is not None and until > run_started
 
 
 def next_state(

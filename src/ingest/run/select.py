@@ -89,7 +89,7 @@ def rechecks(
     continuing where a capped run stopped; none while the source is in recheck backoff
     (its dates move without its pages); none at all with `max_rechecks` 0."""
     horizon = started + FUTURE_TOLERANCE
-    since = parse_time(source.checked_since)
+    since = polling.parse_stamp(source.checked_since)
     cursor = parse_cursor(source.state.recheck_cursor)
     due: list[tuple[datetime, str]] = []
     for entry, key in committed:
@@ -113,23 +113,11 @@ def rechecks(
     return [key for _, key in now], {key for _, key in later}
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """An aware time from the feed state; None for anything else (a hand-edited state must
-    not make a comparison with the entries' aware dates fail the run)."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
-
-
 def parse_cursor(value: str | None) -> tuple[datetime, str] | None:
     """A recheck cursor "<updated ISO> <link key>"; None when absent or unreadable (the
     backlog then starts over, which costs rechecks, never updates)."""
     if not value or " " not in value:
         return None
     stamp, key = value.rsplit(" ", 1)
-    when = parse_time(stamp)
+    when = polling.parse_stamp(stamp)
     return (when, key) if when is not None else None
