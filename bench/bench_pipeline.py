@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import http.server
 import json
 import os
 import re
@@ -43,8 +42,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape as xml_escape
+
+if TYPE_CHECKING:
+    from newsflow_dev.loopback import FixtureServer, Route
 
 TARGET_RATIO = 0.8
 SAMPLE_INTERVAL = 0.05
@@ -70,7 +72,7 @@ class BenchPage:
 class BenchSite:
     base_url: str
     pages: list[BenchPage]
-    routes: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)
     feed_urls: list[str] = field(default_factory=list)
 
 
@@ -173,6 +175,7 @@ def _add_chrome(text: str, index: int, kilobytes: int) -> str:
 
 def build_site(base_url: str, n_pages: int, feed_size: int, chrome_kb: int = 0) -> BenchSite:
     from newsflow_dev.demo_site import load_site
+    from newsflow_dev.loopback import Route
 
     base = base_url.rstrip("/")
     site = load_site()
@@ -192,12 +195,16 @@ def build_site(base_url: str, n_pages: int, feed_size: int, chrome_kb: int = 0) 
         published = now - timedelta(minutes=art.age_minutes, seconds=i)
         page = BenchPage(i, path, link, body, res.content_type, title, art.slug, published)
         bench.pages.append(page)
-        bench.routes[path] = (body, res.content_type)
-    bench.routes["/robots.txt"] = (b"User-agent: *\nAllow: /\n", "text/plain; charset=utf-8")
+        bench.routes[path] = Route(body, content_type=res.content_type)
+    bench.routes["/robots.txt"] = Route(
+        b"User-agent: *\nAllow: /\n", content_type="text/plain; charset=utf-8"
+    )
     for k, start in enumerate(range(0, n_pages, feed_size)):
         path = f"/feeds/bench-{k:03d}.xml"
         chunk = bench.pages[start : start + feed_size]
-        bench.routes[path] = (_rss(base, k, chunk, now), "application/rss+xml; charset=utf-8")
+        bench.routes[path] = Route(
+            _rss(base, k, chunk, now), content_type="application/rss+xml; charset=utf-8"
+        )
         bench.feed_urls.append(base + path)
     return bench
 
@@ -229,87 +236,6 @@ def _rss(base: str, k: int, pages: list[BenchPage], now: datetime) -> bytes:
 
 
 # --------------------------------------------------------------------------- the server
-
-
-class _ServerStats:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests = 0
-        self.cpu = 0.0  # thread CPU seconds spent in request handlers
-
-    def reset(self) -> None:
-        with self.lock:
-            self.requests, self.cpu = 0, 0.0
-
-
-def _handler(routes: dict[str, tuple[bytes, str]], stats: _ServerStats) -> type:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive; every response has a Content-Length
-        # TCP_NODELAY, as production servers set it: on a Nagle socket the body write that
-        # follows the header write waits for the client's delayed ACK, ~40 ms per response
-        # on a keep-alive connection, and the benchmark would measure that stall.
-        disable_nagle_algorithm = True
-        server_version = "NewsflowBench/1.0"
-        sys_version = ""
-
-        def do_GET(self) -> None:
-            self._respond(True)
-
-        def do_HEAD(self) -> None:
-            self._respond(False)
-
-        def _respond(self, send_body: bool) -> None:
-            t0 = time.thread_time()
-            found = routes.get(self.path.split("?", 1)[0])
-            if found is None:
-                body, ctype, status = b"404 Not Found\n", "text/plain; charset=utf-8", 404
-            else:
-                (body, ctype), status = found, 200
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if send_body:
-                self.wfile.write(body)
-            with stats.lock:
-                stats.requests += 1
-                stats.cpu += time.thread_time() - t0
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet."""
-
-    return Handler
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Quiet: clients hanging up on keep-alive connections are normal."""
-
-
-class Server:
-    """ThreadingHTTPServer on 127.0.0.1 (free port) in a daemon thread; routes set later."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[bytes, str]] = {}
-        self.stats = _ServerStats()
-        self.httpd = _Server(("127.0.0.1", 0), _handler(self.routes, self.stats))
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.thread.join(timeout=5)
-        self.httpd.server_close()
 
 
 def fetch_all(bench: BenchSite) -> list[tuple[str, str]]:
@@ -565,7 +491,7 @@ def pipeline_phase(bench: BenchSite, args: argparse.Namespace) -> Phase:
         holder["store"] = store
         return engine.run(store, feeds, settings)
 
-    bench_server_cpu0 = _server_stats.cpu if _server_stats else 0.0
+    bench_server_cpu0 = _server.handler_cpu if _server else 0.0
     phase, report = measure("pipeline (end to end)", len(bench.pages), args.workers, go)
     rows = -1
     try:
@@ -589,13 +515,13 @@ def pipeline_phase(bench: BenchSite, args: argparse.Namespace) -> Phase:
         "raw_archive_bytes": report.raw_bytes,
         "report_seconds": report.seconds,
         "server_cpu_seconds": round(
-            (_server_stats.cpu if _server_stats else 0.0) - bench_server_cpu0, 3
+            (_server.handler_cpu if _server else 0.0) - bench_server_cpu0, 3
         ),
     }
     return phase
 
 
-_server_stats: _ServerStats | None = None
+_server: FixtureServer | None = None  # set by main(), for the server's CPU figure
 
 
 # --------------------------------------------------------------------------- profiling
@@ -946,7 +872,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global _server_stats
+    global _server
     import logging
     import multiprocessing
     from multiprocessing import forkserver
@@ -958,8 +884,10 @@ def main(argv: list[str] | None = None) -> int:
     multiprocessing.get_context("forkserver").set_forkserver_preload(["ingest.extract"])
     forkserver.ensure_running()
 
-    with Server() as server:
-        _server_stats = server.stats
+    from newsflow_dev.loopback import FixtureServer
+
+    with FixtureServer(server_version="NewsflowBench/1.0").running() as server:
+        _server = server
         bench = build_site(server.base_url, args.pages, args.feed_size, args.chrome_kb)
         server.routes.update(bench.routes)
         items = fetch_all(bench)

@@ -16,20 +16,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import http.server
 import json
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
+
+from newsflow_dev.loopback import FixtureServer, Route
 
 __all__ = [
     "DemoArticle",
@@ -91,6 +89,16 @@ class Response:
     content_type: str
     etag: str
     last_modified: datetime
+
+    def route(self) -> Route:
+        return Route(
+            self.body,
+            content_type=self.content_type,
+            headers={"Cache-Control": "max-age=60"},
+            conditional=True,
+            etag=self.etag,
+            last_modified=self.last_modified,
+        )
 
 
 @dataclass
@@ -212,90 +220,6 @@ def write_feeds_file(base_url: str, path: Path) -> Path:
     return path
 
 
-def _etag_matches(header: str, etag: str) -> bool:
-    """If-None-Match uses weak comparison (RFC 9110 13.1.2): ignore any W/ prefix."""
-    if header.strip() == "*":
-        return True
-    bare = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == bare for tag in header.split(","))
-
-
-def _not_modified(request: http.server.BaseHTTPRequestHandler, res: Response) -> bool:
-    """Evaluate If-None-Match, or If-Modified-Since only when no If-None-Match was sent."""
-    inm = request.headers.get("If-None-Match")
-    if inm is not None:
-        return _etag_matches(inm, res.etag)
-    ims = request.headers.get("If-Modified-Since")
-    if ims is None:
-        return False
-    try:
-        since = parsedate_to_datetime(ims)
-    except (TypeError, ValueError, IndexError):
-        return False
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
-    return res.last_modified <= since
-
-
-def _make_handler(routes: dict[str, Response]) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        """GET/HEAD over the pre-rendered routes; the query string never affects routing."""
-
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out without a delayed-ACK stall
-        server_version = "MeridianLedger/1.0"
-        sys_version = ""
-
-        def do_GET(self) -> None:
-            self._respond(send_body=True)
-
-        def do_HEAD(self) -> None:
-            self._respond(send_body=False)
-
-        def _respond(self, send_body: bool) -> None:
-            res = routes.get(urlsplit(self.path).path)
-            if res is None:
-                body = b"404 Not Found\n"
-                self.send_response(404)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
-                return
-            modified = format_datetime(res.last_modified, usegmt=True)
-            if _not_modified(self, res):
-                self.send_response(304)
-                self.send_header("ETag", res.etag)
-                self.send_header("Last-Modified", modified)
-                self.send_header("Cache-Control", "max-age=60")
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", res.content_type)
-            self.send_header("Content-Length", str(len(res.body)))
-            self.send_header("ETag", res.etag)
-            self.send_header("Last-Modified", modified)
-            self.send_header("Cache-Control", "max-age=60")
-            self.end_headers()
-            if send_body:
-                self.wfile.write(res.body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Silent: the demo and the tests own stdout/stderr."""
-
-    return Handler
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    """Threaded server that never prints tracebacks for clients hanging up mid-response."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Silent, like the handler's access log."""
-
-
 @contextlib.contextmanager
 def serve_site(
     site: DemoSite | None = None,
@@ -311,29 +235,7 @@ def serve_site(
     server and validators stay stable. The server is shut down and closed on exit.
     """
     site = load_site() if site is None else site
-    server_cls = type(
-        "_Server",
-        (_QuietServer,),
-        {"address_family": socket.AF_INET6 if ":" in host else socket.AF_INET},
-    )
-    routes: dict[str, Response] = {}
-    server = server_cls((host, port), _make_handler(routes))
-    try:
-        bound_port = server.server_address[1]
-        netloc = f"[{host}]" if ":" in host else host
-        base_url = f"http://{netloc}:{bound_port}"
-        routes.update(site.render(base_url, now))
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"demo-site-{bound_port}",
-            daemon=True,
-        )
-        thread.start()
-        try:
-            yield base_url
-        finally:
-            server.shutdown()
-            thread.join(timeout=5)
-    finally:
-        server.server_close()
+    with FixtureServer(host, port, server_version="MeridianLedger/1.0").running() as server:
+        for path, res in site.render(server.base_url, now).items():
+            server.add(path, res.route())
+        yield server.base_url
