@@ -106,9 +106,12 @@ class FixtureServer:
             self.hits.clear()
             self.handler_cpu = 0.0
 
-    def _count(self, path: str, cpu: float) -> None:
+    def _arrived(self, path: str) -> None:
         with self._lock:
-            self.hits[path] += 1
+            self.hits[path] += 1  # counted on arrival: tests wait for a request in flight
+
+    def _spent(self, cpu: float) -> None:
+        with self._lock:
             self.handler_cpu += cpu
 
     @contextmanager
@@ -156,6 +159,7 @@ def _handler_class(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
         def _respond(self, send_body: bool) -> None:
             started = time.thread_time()
             path = self.path.split("?")[0]
+            server._arrived(path)
             route = server.routes.get(self.path) or server.routes.get(path)
             try:
                 if route is None:
@@ -169,7 +173,7 @@ def _handler_class(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
                     else:
                         self._send(route.status, route.body, route.content_type, headers, send_body)
             finally:
-                server._count(path, time.thread_time() - started)
+                server._spent(time.thread_time() - started)
 
         def _send(
             self, status: int, body: bytes, ctype: str | None, headers: dict, send_body: bool

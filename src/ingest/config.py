@@ -334,63 +334,70 @@ def parse_feeds(doc: Any, origin: str = "feeds file") -> list[Feed]:
         label = f"{origin}: feed #{i}"
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
             label += f" ({_show(raw['name'])})"
-        if not isinstance(raw, dict):
-            raise ConfigError(
-                f"{label}: expected a mapping with 'name' and 'url', got {_show(raw)}"
-            )
-        unknown = [k for k in raw if k not in _FEED_KEYS]  # keys may be of mixed types
-        if unknown:
-            more = ", ..." if len(unknown) > 3 else ""
-            raise ConfigError(
-                f"{label}: unknown key(s) {', '.join(map(_show, unknown[:3]))}{more}; "
-                f"allowed: {', '.join(sorted(_FEED_KEYS))}"
-            )
-        for key in ("name", "url"):
-            if not isinstance(raw.get(key), str) or not raw[key].strip():
-                raise ConfigError(f"{label}: '{key}' is required and must be a string")
-        name, url = raw["name"].strip(), raw["url"].strip()
-        if not _NAME_RE.fullmatch(name):
-            raise ConfigError(
-                f"{label}: name must match ^{_NAME_RE.pattern}$ (it names state files)"
-            )
-        if not re.match(r"^https?://[^/\s]+", url, re.I):
-            raise ConfigError(f"{label}: url must be an absolute http(s) URL, got {_show(url)}")
-        problem = _url_problem(url)
-        if problem:
-            raise ConfigError(f"{label}: {problem}, got {_show(url)}")
+        feed = _parse_feed(raw, label)
         # Names become state object names: `a` and `A` clash on case-insensitive stores.
-        folded = name.casefold()
+        folded = feed.name.casefold()
         if folded in seen:
             number, other = seen[folded]
-            why = "" if other == name else " (names are compared ignoring case)"
+            why = "" if other == feed.name else " (names are compared ignoring case)"
             raise ConfigError(
                 f"{label}: duplicate name, already used by feed #{number} ({_show(other)}){why}"
             )
-        seen[folded] = (i, name)
-        kwargs: dict[str, Any] = {"name": name, "url": url}
-        if "enabled" in raw:
-            if not isinstance(raw["enabled"], bool):
-                raise ConfigError(f"{label}: 'enabled' must be true or false")
-            kwargs["enabled"] = raw["enabled"]
-        if raw.get("max_entries") is not None:
-            kwargs["max_entries"] = _bounded(label, "max_entries", raw, int, MAX_ENTRIES)
-        if raw.get("max_age_days") is not None:
-            days = _bounded(label, "max_age_days", raw, int | float, MAX_AGE_DAYS)
-            kwargs["max_age_days"] = float(days)
-        language = raw.get("language")
-        if language is not None:
-            if not isinstance(language, str) or not _LANGUAGE_RE.fullmatch(language):
-                raise ConfigError(
-                    f"{label}: 'language' must be a language code such as 'en' or 'pt-BR', "
-                    f"got {_show(language)}"
-                )
-            kwargs["language"] = language
-        kind = raw.get("kind")
-        if kind is not None:
-            if not isinstance(kind, str) or kind not in FEED_KINDS:
-                raise ConfigError(
-                    f"{label}: 'kind' must be one of {', '.join(FEED_KINDS)}, got {_show(kind)}"
-                )
-            kwargs["kind"] = kind
-        feeds.append(Feed(**kwargs))
+        seen[folded] = (i, feed.name)
+        feeds.append(feed)
     return feeds
+
+
+def _parse_feed(raw: Any, label: str) -> Feed:
+    """One entry of the feeds list: required keys first, then the optional ones."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: expected a mapping with 'name' and 'url', got {_show(raw)}")
+    unknown = [k for k in raw if k not in _FEED_KEYS]  # keys may be of mixed types
+    if unknown:
+        more = ", ..." if len(unknown) > 3 else ""
+        raise ConfigError(
+            f"{label}: unknown key(s) {', '.join(map(_show, unknown[:3]))}{more}; "
+            f"allowed: {', '.join(sorted(_FEED_KEYS))}"
+        )
+    for key in ("name", "url"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise ConfigError(f"{label}: '{key}' is required and must be a string")
+    name, url = raw["name"].strip(), raw["url"].strip()
+    if not _NAME_RE.fullmatch(name):
+        raise ConfigError(f"{label}: name must match ^{_NAME_RE.pattern}$ (it names state files)")
+    if not re.match(r"^https?://[^/\s]+", url, re.I):
+        raise ConfigError(f"{label}: url must be an absolute http(s) URL, got {_show(url)}")
+    problem = _url_problem(url)
+    if problem:
+        raise ConfigError(f"{label}: {problem}, got {_show(url)}")
+    return Feed(name=name, url=url, **_feed_options(raw, label))
+
+
+def _feed_options(raw: dict[str, Any], label: str) -> dict[str, Any]:
+    """The optional keys of a feed entry that are set, validated."""
+    options: dict[str, Any] = {}
+    if "enabled" in raw:
+        if not isinstance(raw["enabled"], bool):
+            raise ConfigError(f"{label}: 'enabled' must be true or false")
+        options["enabled"] = raw["enabled"]
+    if raw.get("max_entries") is not None:
+        options["max_entries"] = _bounded(label, "max_entries", raw, int, MAX_ENTRIES)
+    if raw.get("max_age_days") is not None:
+        days = _bounded(label, "max_age_days", raw, int | float, MAX_AGE_DAYS)
+        options["max_age_days"] = float(days)
+    language = raw.get("language")
+    if language is not None:
+        if not isinstance(language, str) or not _LANGUAGE_RE.fullmatch(language):
+            raise ConfigError(
+                f"{label}: 'language' must be a language code such as 'en' or 'pt-BR', "
+                f"got {_show(language)}"
+            )
+        options["language"] = language
+    kind = raw.get("kind")
+    if kind is not None:
+        if not isinstance(kind, str) or kind not in FEED_KINDS:
+            raise ConfigError(
+                f"{label}: 'kind' must be one of {', '.join(FEED_KINDS)}, got {_show(kind)}"
+            )
+        options["kind"] = kind
+    return options

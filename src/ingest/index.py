@@ -516,26 +516,7 @@ def render_html(
         raise ValueError(f"page {page} of a day of {pages} pages")
     first = (page - 1) * PAGE_STORIES
     shown = entries[first : first + PAGE_STORIES]
-    items = []
-    for e in shown:
-        title = _esc(e["title"] or e["url"])
-        href = _safe_href(e["url"])
-        headline = f'<a href="{_esc(href)}" dir="auto">{title}</a>' if href else title
-        when = e["published_at"].astimezone(UTC)
-        meta = (
-            f'<p class="meta"><span class="site" dir="auto">{_esc(e["site_name"])}</span> · '
-            f'<time lang="en" datetime="{_iso(when)}">'
-            f"{_short_day(when.date())}, {when:%H:%M} UTC</time></p>"
-        )
-        summary = f'<p dir="auto">{_esc(e["summary"])}</p>' if e["summary"] else ""
-        also = (
-            f'<p class="also"><span lang="en">Also from:</span> '
-            f"{_esc(', '.join(e['other_sources']))}</p>"
-            if e["other_sources"]
-            else ""
-        )
-        lang = _esc(language_tag(e["language"]))
-        items.append(f'<li lang="{lang}">{headline}{meta}{summary}{also}</li>')
+    items = [_story_html(e) for e in shown]
     stories = (
         '<ol class="stories">\n' + "\n".join(items) + "\n</ol>"
         if items
@@ -570,6 +551,28 @@ def render_html(
         f'<a href="{NAMES[0]}">Parquet</a></p></footer>'
     )
     return _page(title, head, body)
+
+
+def _story_html(e: dict[str, Any]) -> str:
+    """One story of a day page: headline, publisher and time, summary, other sources."""
+    title = _esc(e["title"] or e["url"])
+    href = _safe_href(e["url"])
+    headline = f'<a href="{_esc(href)}" dir="auto">{title}</a>' if href else title
+    when = e["published_at"].astimezone(UTC)
+    meta = (
+        f'<p class="meta"><span class="site" dir="auto">{_esc(e["site_name"])}</span> · '
+        f'<time lang="en" datetime="{_iso(when)}">'
+        f"{_short_day(when.date())}, {when:%H:%M} UTC</time></p>"
+    )
+    summary = f'<p dir="auto">{_esc(e["summary"])}</p>' if e["summary"] else ""
+    also = (
+        f'<p class="also"><span lang="en">Also from:</span> '
+        f"{_esc(', '.join(e['other_sources']))}</p>"
+        if e["other_sources"]
+        else ""
+    )
+    lang = _esc(language_tag(e["language"]))
+    return f'<li lang="{lang}">{headline}{meta}{summary}{also}</li>'
 
 
 def relink(page: bytes, nav: Nav) -> bytes | None:

@@ -169,6 +169,27 @@ def _status(store: str, success: bool, last_run: float, last_success: float) -> 
     ]
 
 
+# Gauges read straight from one report field: (metric name, help, report key).
+_REPORT_GAUGES = (
+    ("duration_seconds", "Wall time of the run: its slowest shard plus the commit.", "seconds"),
+    (
+        "feeds_malformed",
+        "Polled feeds whose XML was malformed but still parsed.",
+        "feeds_malformed",
+    ),
+    ("entries", "Entries seen in the polled feeds.", "entries_seen"),
+    ("pages_fetched", "Article pages fetched.", "pages_fetched"),
+    ("articles_extracted", "Pages extracted into an article.", "articles_extracted"),
+    ("articles_written", "New articles committed.", "articles_written"),
+    (
+        "articles_dropped_at_commit",
+        "Articles another run committed first (not added again).",
+        "duplicates_dropped_at_commit",
+    ),
+    ("received_bytes", "HTTP body bytes received (feeds and pages).", "bytes_received"),
+)
+
+
 def run_metrics(
     report: RunReport | Mapping[str, Any], now: datetime | None = None
 ) -> CollectorRegistry:
@@ -177,21 +198,45 @@ def run_metrics(
     `report` is a RunReport or its `to_dict()` (older reports may lack fields: they read
     as 0). `now` is when the run ended (default: the current time); the success time is
     the report's own commit time, so re-running a committed run id does not move it."""
-    from prometheus_client.core import SummaryMetricFamily
-    from prometheus_client.samples import Sample
-
     data: Mapping[str, Any] = report if isinstance(report, Mapping) else report.to_dict()
     now = now or datetime.now(UTC)
     store = public_store(str(data.get("store", "")))
-
-    def n(key: str) -> float:
-        return data.get(key) or 0
-
     rejects: dict[str, float] = dict(data.get("rejects") or {})
     skips: dict[str, float] = dict(data.get("skips") or {})
-    feeds = {outcome: n(f"feeds_{outcome}") for outcome in FEED_OUTCOMES}
+    feeds = {outcome: data.get(f"feeds_{outcome}") or 0 for outcome in FEED_OUTCOMES}
+    page_rejects = sum(v for k, v in rejects.items() if not k.startswith("feed:"))
+    return _registry(
+        [
+            *_status(store, True, now.timestamp(), _timestamp(data.get("finished_at"), now)),
+            *(_gauge(name, doc, store, data.get(key) or 0) for name, doc, key in _REPORT_GAUGES),
+            _by_label("feeds", "Feeds by poll outcome.", store, "outcome", feeds),
+            _gauge(
+                "entries_skipped", "Entries not fetched, all reasons.", store, sum(skips.values())
+            ),
+            _gauge(
+                "entries_rejected",
+                "Entries fetched or extracted that failed, all reasons (feed failures excluded).",
+                store,
+                page_rejects,
+            ),
+            _by_label("skips", "Skipped entries by reason.", store, "reason", skips),
+            _by_label(
+                "rejects",
+                "Rejects by reason code; a failed feed counts as feed:<reason>.",
+                store,
+                "reason",
+                rejects,
+            ),
+            _latency(store, data.get("freshness_seconds") or {}),
+        ]
+    )
 
-    fresh = data.get("freshness_seconds") or {}
+
+def _latency(store: str, fresh: Mapping[str, Any]) -> Metric:
+    """Publication-to-commit quantiles as a Prometheus summary (NaN where unknown)."""
+    from prometheus_client.core import SummaryMetricFamily
+    from prometheus_client.samples import Sample
+
     latency = SummaryMetricFamily(
         PREFIX + "publication_to_commit_seconds",
         "Commit time minus published_at over the articles written with a publication time.",
@@ -199,72 +244,12 @@ def run_metrics(
     )
     for q, key in QUANTILES:
         value = fresh.get(key)
-        latency.samples.append(
-            Sample(
-                latency.name, {"store": store, "quantile": q}, math.nan if value is None else value
-            )
+        sample = Sample(
+            latency.name, {"store": store, "quantile": q}, math.nan if value is None else value
         )
+        latency.samples.append(sample)
     latency.add_metric([store], fresh.get("count") or 0, fresh.get("sum") or 0.0)
-
-    families = [
-        *_status(store, True, now.timestamp(), _timestamp(data.get("finished_at"), now)),
-        _gauge(
-            "duration_seconds",
-            "Wall time of the run: its slowest shard plus the commit.",
-            store,
-            n("seconds"),
-        ),
-        _by_label("feeds", "Feeds by poll outcome.", store, "outcome", feeds),
-        _gauge(
-            "feeds_malformed",
-            "Polled feeds whose XML was malformed but still parsed.",
-            store,
-            n("feeds_malformed"),
-        ),
-        _gauge("entries", "Entries seen in the polled feeds.", store, n("entries_seen")),
-        _gauge(
-            "entries_skipped",
-            "Entries not fetched, all reasons.",
-            store,
-            sum(skips.values()),
-        ),
-        _gauge(
-            "entries_rejected",
-            "Entries fetched or extracted that failed, all reasons (feed failures excluded).",
-            store,
-            sum(v for k, v in rejects.items() if not k.startswith("feed:")),
-        ),
-        _by_label("skips", "Skipped entries by reason.", store, "reason", skips),
-        _by_label(
-            "rejects",
-            "Rejects by reason code; a failed feed counts as feed:<reason>.",
-            store,
-            "reason",
-            rejects,
-        ),
-        _gauge("pages_fetched", "Article pages fetched.", store, n("pages_fetched")),
-        _gauge(
-            "articles_extracted",
-            "Pages extracted into an article.",
-            store,
-            n("articles_extracted"),
-        ),
-        _gauge("articles_written", "New articles committed.", store, n("articles_written")),
-        _gauge(
-            "articles_dropped_at_commit",
-            "Articles another run committed first (not added again).",
-            store,
-            n("duplicates_dropped_at_commit"),
-        ),
-        _gauge(
-            "received_bytes",
-            "HTTP body bytes received (feeds and pages).",
-            store,
-            n("bytes_received"),
-        ),
-        latency,
-    ]
-    return _registry(families)
+    return latency
 
 
 def failed_run_metrics(

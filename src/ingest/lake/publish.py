@@ -91,15 +91,7 @@ class Publication:
             return
         app_id = f"{request.run_key}/updates"
         target = table_schema(ARTICLES)
-        names = [f.name for f in target if f.name != PARTITION]
-        keep_target = {"article_id", "source", "feed_url", "sources", "revision", "revised_at"}
-        updates = {name: f"s.{name}" for name in names if name not in keep_target}
-        updates["sources"] = (
-            "array_distinct(array_sort(array_concat("
-            "coalesce(t.sources, make_array(t.source)), s.sources)))"
-        )
-        updates["revision"] = "coalesce(t.revision, 1) + 1"
-        updates["revised_at"] = "s.fetched_at"
+        updates = _merge_updates(target)
         days = sorted(set(request.update_targets.values()))
         in_days = ", ".join(f"'{day}'" for day in days)  # ISO dates: nothing to escape
 
@@ -135,6 +127,11 @@ class Publication:
 
         if not until_committed(f"the updates of run {request.run_id}", attempt):
             return
+        markers = self._update_markers(request, parts)
+        self.keys.mark(markers, replace=True)  # the new bodies' hashes
+
+    def _update_markers(self, request: CommitRequest, parts: list[PartInfo]) -> dict[str, Marker]:
+        """Key markers naming the new bodies' hashes, in the rows' partitions."""
         markers = {}
         for part in parts:
             rows = read_part(self.store, part, columns=KEY_COLUMNS)
@@ -142,7 +139,7 @@ class Publication:
                 day = request.update_targets.get(marker.article_id)
                 if day:
                     markers[key] = Marker(marker.article_id, day, marker.content_sha256)
-        self.keys.mark(markers, replace=True)  # the new bodies' hashes
+        return markers
 
     def _update_rows(
         self, request: CommitRequest, parts: list[PartInfo], target: pa.Schema
@@ -169,3 +166,19 @@ class Publication:
         """Staging of a published run is garbage: its own parts and any other attempt's."""
         for key in list(self.store.list(f"{STAGING}{run_key}/")):
             self.store.delete(key)
+
+
+def _merge_updates(target: pa.Schema) -> dict[str, str]:
+    """SET clauses of the update MERGE: the new version's columns, except the article's
+    identity and first source; `sources` grows, `revision` counts up."""
+    keep_target = {"article_id", "source", "feed_url", "sources", "revision", "revised_at"}
+    updates = {
+        f.name: f"s.{f.name}" for f in target if f.name != PARTITION and f.name not in keep_target
+    }
+    updates["sources"] = (
+        "array_distinct(array_sort(array_concat("
+        "coalesce(t.sources, make_array(t.source)), s.sources)))"
+    )
+    updates["revision"] = "coalesce(t.revision, 1) + 1"
+    updates["revised_at"] = "s.fetched_at"
+    return updates

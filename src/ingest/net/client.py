@@ -202,25 +202,9 @@ class HttpClient:
             if status == 304:
                 complete = True
                 return status, hdrs, b""
-            if status >= 400:
-                retry_after = (
-                    retry_after_seconds(hdrs.get("retry-after")) if status in (429, 503) else None
-                )
-                raise FetchError(
-                    f"http_{status}",
-                    f"{url} answered {status}"
-                    + (f" (Retry-After {retry_after:.0f}s)" if retry_after else ""),
-                    status=status,
-                    transient=status in (408, 425, 429) or status >= 500,
-                    retry_after=retry_after,
-                )
-            if status != 200:
-                raise FetchError(f"http_{status}", f"{url} answered {status}", status=status)
-            ctype = hdrs.get("content-type", "").split(";")[0].strip().lower()
-            if accept is not None and ctype and not _type_ok(ctype, accept):
-                raise FetchError(
-                    "bad_content_type", f"{url} is {ctype}, expected {accept}", status=status
-                )
+            refused = _refusal(url, status, hdrs, accept)
+            if refused is not None:
+                raise refused
             try:
                 body = self._read_body(resp, limit, deadline, url)
             except FetchError:
@@ -292,6 +276,30 @@ class HttpClient:
         if deadline.expired:
             raise FetchError("timeout", f"{url}: body incomplete at the deadline", transient=True)
         return b"".join(chunks)
+
+
+def _refusal(
+    url: str, status: int, headers: dict[str, str], accept: tuple[str, ...] | None
+) -> FetchError | None:
+    """Why a final (non-redirect, non-304) response is not a body to read, if it is not."""
+    if status >= 400:
+        retry_after = (
+            retry_after_seconds(headers.get("retry-after")) if status in (429, 503) else None
+        )
+        return FetchError(
+            f"http_{status}",
+            f"{url} answered {status}"
+            + (f" (Retry-After {retry_after:.0f}s)" if retry_after else ""),
+            status=status,
+            transient=status in (408, 425, 429) or status >= 500,
+            retry_after=retry_after,
+        )
+    if status != 200:
+        return FetchError(f"http_{status}", f"{url} answered {status}", status=status)
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    if accept is not None and ctype and not _type_ok(ctype, accept):
+        return FetchError("bad_content_type", f"{url} is {ctype}, expected {accept}", status=status)
+    return None
 
 
 def _transport_error(url: str, exc: BaseException | None) -> FetchError:

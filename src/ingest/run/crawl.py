@@ -59,16 +59,38 @@ class Crawl:
     def _crawl(
         self, committed: CommittedKeys, client: HttpClient, extractor: ExtractorPool
     ) -> CommitRequest:
-        ctx, settings, report = self.ctx, self.ctx.settings, self.report
-        sinks = Sinks(ctx)
-        states = load_feed_states(ctx.store)
+        """Poll the due sources and fetch what they list, pages as soon as their source is
+        read; then what to commit."""
+        sinks = Sinks(self.ctx)
+        ledger = self._ledger()
+        pages = PageStage(self.ctx, client, extractor, sinks, ledger, committed)
+        due = self._due(ledger)
+        self.report.feeds_total = len(self.feeds)
+        self.report.feeds_disabled = sum(1 for f in self.feeds if not f.enabled)
+        self.report.feeds_not_due = sum(f.enabled for f in self.feeds) - len(due)
+        self._poll_and_fetch(due, pages, sinks, ledger, client, extractor)
+        return self._commit_request(ledger, sinks, client)
+
+    def _ledger(self) -> Ledger:
+        states = load_feed_states(self.ctx.store)
         ledger = Ledger()
         for feed in self.feeds:
             state = state_for(states, feed.name, feed.url)
             ledger.sources[feed.name] = SourceRun(
                 feed, state, checked_since=state.checked_at or state.last_success_at
             )
-        pages = PageStage(ctx, client, extractor, sinks, ledger, committed)
+        return ledger
+
+    def _poll_and_fetch(
+        self,
+        due: list[SourceRun],
+        pages: PageStage,
+        sinks: Sinks,
+        ledger: Ledger,
+        client: HttpClient,
+        extractor: ExtractorPool,
+    ) -> None:
+        settings = self.ctx.settings
         progress = Progress(settings.progress)
 
         def parse(body: bytes, feed: Feed, url: str, content_type: str) -> PollResult:
@@ -80,10 +102,6 @@ class Crawl:
             finally:
                 progress.step()
 
-        due = self._due(ledger)
-        report.feeds_total = len(self.feeds)
-        report.feeds_disabled = sum(1 for f in self.feeds if not f.enabled)
-        report.feeds_not_due = sum(f.enabled for f in self.feeds) - len(due)
         fetchers = ThreadPoolExecutor(settings.fetch_concurrency, "fetch")
         pollers = ThreadPoolExecutor(min(MAX_POLL_THREADS, max(1, len(self.feeds))), "poll")
         try:
@@ -96,9 +114,9 @@ class Crawl:
                 todo = select(
                     source,
                     source.poll.entries,
-                    committed,
+                    pages.committed,
                     ledger,
-                    started=ctx.started,
+                    started=self.ctx.started,
                     max_rechecks=settings.max_rechecks,
                 )
                 progress.add_total(len(todo))
@@ -107,8 +125,7 @@ class Crawl:
                 future.result()
         except BaseException:
             # Stopping (SIGTERM, Ctrl-C, the store failing): cut fetches and extractions in
-            # flight short instead of waiting out their timeouts. Nothing of this run is
-            # committed, so the next run does them.
+            # flight short instead of waiting out their timeouts, before the pools are shut.
             client.abort()
             extractor.abort()
             raise
@@ -118,7 +135,6 @@ class Crawl:
             pollers.shutdown(wait=True, cancel_futures=True)
             fetchers.shutdown(wait=True, cancel_futures=True)
             progress.close()
-        return self._commit_request(ledger, sinks, client)
 
     def _due(self, ledger: Ledger) -> list[SourceRun]:
         bounds = self.ctx.settings.poll_bounds()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin
 
@@ -91,67 +92,73 @@ def parse_json_feed(body: bytes, feed: Feed, final_url: str, content_type: str) 
     content_html without tags -> summary; date_published -> published; date_modified ->
     updated; authors (1.1) / author (1.0), the feed's when the item has none; tags ->
     categories; language (1.1: item, then feed), else the feeds file's language."""
-    try:
-        text = body.decode(json.detect_encoding(body))
-    except (UnicodeDecodeError, LookupError) as exc:
-        return _failed(feed, f"malformed JSON: not in a JSON encoding ({exc})")
-    if json_depth(text) > MAX_JSON_DEPTH:
-        return _failed(feed, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return _failed(feed, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
-        return _failed(feed, f"malformed JSON: {exc}")
-    version = doc.get("version") if isinstance(doc, dict) else None
-    if not isinstance(version, str) or not version.startswith(VERSION_PREFIXES):
-        return _failed(
-            feed, 'JSON but not a JSON Feed (no "version": "https://jsonfeed.org/version/…")'
-        )
-    items = doc.get("items")
-    if not isinstance(items, list):
-        return _failed(feed, 'JSON Feed without an "items" list')
-
+    doc = _load(body)
+    if isinstance(doc, str):
+        return _failed(feed, doc)
     base = final_url
     for key in ("home_page_url", "feed_url"):  # the last one found wins: feed_url
         base = _http_base(doc.get(key), final_url) or base
-    feed_authors = _names(doc)
-    feed_language = _str(doc.get("language"))
-    entries = []
-    skipped = 0
-    for item in items:
-        if not isinstance(item, dict):
-            skipped += 1
-            continue
-        link = _str(item.get("url")) or _str(item.get("external_url"))
-        if link:
-            try:
-                link = urljoin(base, link)
-            except ValueError:  # e.g. "http://[::1": the pipeline counts it as no link
-                link = None
-        summary = (
-            _str(item.get("summary"))
-            or _str(item.get("content_text"))
-            or (plain_text(item["content_html"]) if _str(item.get("content_html")) else None)
-        )
-        tags = item.get("tags")
-        categories = [t for t in map(_str, tags[:100]) if t] if isinstance(tags, list) else []
-        entries.append(
-            FeedEntry(
-                feed=feed.name,
-                feed_url=feed.url,
-                link=link,
-                title=_str(item.get("title")),
-                summary=summary,
-                published=parse_datetime(item.get("date_published")),
-                updated=parse_datetime(item.get("date_modified")),
-                authors=_names(item) or feed_authors,
-                categories=categories,
-                language=_str(item.get("language")) or feed_language or feed.language,
-            )
-        )
+    defaults = FeedEntry(
+        feed=feed.name,
+        feed_url=feed.url,
+        link=None,
+        authors=_names(doc),
+        language=_str(doc.get("language")) or feed.language,
+    )
+    objects = [item for item in doc["items"] if isinstance(item, dict)]
+    skipped = len(doc["items"]) - len(objects)
+    entries = [_entry(item, base, defaults) for item in objects]
     kept, dropped = newest_first(entries, entry_cap(feed))
     malformed = f"{skipped} item(s) are not JSON objects" if skipped else None
     return PollResult(
         feed, "ok", entries=kept, kind="json", malformed=malformed, entries_dropped=dropped
+    )
+
+
+def _load(body: bytes) -> dict[str, Any] | str:
+    """The JSON Feed document with an "items" list, or why the body is not one."""
+    try:
+        text = body.decode(json.detect_encoding(body))
+    except (UnicodeDecodeError, LookupError) as exc:
+        return f"malformed JSON: not in a JSON encoding ({exc})"
+    if json_depth(text) > MAX_JSON_DEPTH:
+        return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
+        return f"malformed JSON: {exc}"
+    version = doc.get("version") if isinstance(doc, dict) else None
+    if not isinstance(version, str) or not version.startswith(VERSION_PREFIXES):
+        return 'JSON but not a JSON Feed (no "version": "https://jsonfeed.org/version/…")'
+    if not isinstance(doc.get("items"), list):
+        return 'JSON Feed without an "items" list'
+    return doc
+
+
+def _entry(item: dict[str, Any], base: str, defaults: FeedEntry) -> FeedEntry:
+    """One item; the feed's authors and language stand in where the item has none."""
+    link = _str(item.get("url")) or _str(item.get("external_url"))
+    if link:
+        try:
+            link = urljoin(base, link)
+        except ValueError:  # e.g. "http://[::1": the pipeline counts it as no link
+            link = None
+    summary = (
+        _str(item.get("summary"))
+        or _str(item.get("content_text"))
+        or (plain_text(item["content_html"]) if _str(item.get("content_html")) else None)
+    )
+    tags = item.get("tags")
+    return replace(
+        defaults,
+        link=link,
+        title=_str(item.get("title")),
+        summary=summary,
+        published=parse_datetime(item.get("date_published")),
+        updated=parse_datetime(item.get("date_modified")),
+        authors=_names(item) or defaults.authors,
+        categories=[t for t in map(_str, tags[:100]) if t] if isinstance(tags, list) else [],
+        language=_str(item.get("language")) or defaults.language,
     )
