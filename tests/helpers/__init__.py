@@ -1,2 +1,2 @@
-"""Helpers shared by test modules: builders and fixtures data that the unit, integration
-and system halves of one topic both use. Shared pytest fixtures live in tests/conftest.py."""
+"""Builders and sample data used by more than one test module (mostly the unit and the
+integration half of one topic). Shared pytest fixtures live in tests/conftest.py."""
