@@ -5,14 +5,14 @@ demo:  ## run the whole pipeline offline on the bundled demo site into ./data
 	scripts/bootstrap.sh requirements.lock
 	.venv/bin/ingest demo
 
-test:  ## the whole test suite (unit + integration on SeaweedFS and loopback HTTP) and lint
+test:  ## the whole test suite (tests/unit, tests/integration, tests/system) and lint
 	scripts/system_deps.sh
 	scripts/bootstrap.sh requirements-dev.lock
 	.venv/bin/python -m pytest
 
-test-unit:  ## the fast part: every test not marked integration or slow (under a minute)
+test-unit:  ## the fast part: tests/unit, pure logic without servers (under a minute)
 	scripts/bootstrap.sh requirements-dev.lock
-	.venv/bin/python -m pytest -m "not integration and not slow"
+	.venv/bin/python -m pytest tests/unit
 
 lint:
 	scripts/bootstrap.sh requirements-dev.lock

@@ -20,7 +20,7 @@ F1 over all snippets. A page whose extraction fails counts all its snippets as m
 Prints P/R/F1 overall and per page language, pages/s of each extractor over a warm process
 pool, how often the engine took its fallback or JSON-LD path, and the pages where the
 engine loses most against trafilatura's default (to find failures). `--json PATH` writes
-every number. `tests/test_extraction_quality.py` runs it (engine only) as the CI gate.
+every number. `tests/system/test_extraction_quality.py` runs it (engine only) as the CI gate.
 
     .venv/bin/python bench/bench_extraction.py [--workers N] [--json PATH] [--worst 25]
 """

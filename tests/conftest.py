@@ -3,6 +3,11 @@
 Starting weed takes about a second, so the server is session-scoped and isolation comes
 from a fresh bucket per test. If weed cannot start, the fixture errors: S3 tests must never
 be skipped silently.
+
+The directory is a test's kind: tests/unit/ is pure logic, tests/integration/ talks to
+SeaweedFS, loopback HTTP or engine processes, tests/system/ runs real Airflow, headless
+Chromium or the corpus gate. The markers follow the directory (below), so
+`-m "not integration and not slow"` selects exactly tests/unit/.
 """
 
 from __future__ import annotations
@@ -21,6 +26,23 @@ from newsflow_dev.embedded_s3 import EmbeddedS3, S3Endpoint
 # polling interval for them, in this process and in every `ingest`/Airflow process they
 # start. The adaptive polling tests set their own interval.
 os.environ.setdefault("INGEST_POLL_MIN_INTERVAL", "0")
+
+TESTS = Path(__file__).parent
+MARKS = {
+    TESTS / "integration": [pytest.mark.integration],
+    TESTS / "system": [pytest.mark.integration, pytest.mark.slow],
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by its directory: integration/ and system/ tests carry no marker of
+    their own."""
+    for item in items:
+        for directory, marks in MARKS.items():
+            if item.path.is_relative_to(directory):
+                for mark in marks:
+                    item.add_marker(mark)
 
 
 @pytest.fixture(scope="session")

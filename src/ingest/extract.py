@@ -8,7 +8,7 @@ precision pass first; on a page whose result looks truncated, a recall-oriented 
 or the publisher's JSON-LD `articleBody`; then the page's own lead paragraph when the
 extraction dropped it, and lines that are plainly page furniture (cross-links, photo
 credits, subscribe prompts) removed. Measured on a real-page corpus by
-`bench/bench_extraction.py`; `tests/test_extraction_quality.py` pins the score.
+`bench/bench_extraction.py`; `tests/system/test_extraction_quality.py` pins the score.
 """
 
 from __future__ import annotations

@@ -1,0 +1,221 @@
+"""A worker that dies or hangs costs one call, never the run."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from ingest.extract import ExtractError
+from ingest.extractor_pool import ExtractorPool
+
+
+def test_crashed_worker_costs_only_that_call() -> None:
+    pool = ExtractorPool(workers=2, timeout=30)
+    try:
+        with pytest.raises(ExtractError) as err:
+            pool.call(os._exit, 3, what="hostile page")
+        assert err.value.reason == "extract_crashed"
+        page = (
+            "<html><body><article><p>" + "Real words here. " * 40 + "</p></article></body></html>"
+        )
+        assert pool.extract(page, "https://n.example/a")["word_count"] >= 40
+    finally:
+        pool.close()
+
+
+def test_stuck_worker_times_out_and_is_replaced() -> None:
+    pool = ExtractorPool(workers=1, timeout=1.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ExtractError) as err:
+            pool.call(time.sleep, 30, what="endless page")
+        assert err.value.reason == "extract_timeout"
+        assert time.monotonic() - started < 10
+        assert pool.call(abs, -5, what="next") == 5
+    finally:
+        pool.close()
+
+
+def test_daemonic_host_extracts_in_process() -> None:
+    """Celery's prefork workers are daemonic and may not start children."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def child() -> None:
+        pool = ExtractorPool(workers=2, timeout=30, start_method="fork")
+        pool.start()
+        page = "<html><body><article><p>" + "Daemon words. " * 40 + "</p></article></body></html>"
+        queue.put(pool.extract(page, "https://n.example/d")["word_count"])
+        pool.close()
+
+    proc = ctx.Process(target=child, daemon=True)
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0 and queue.get(timeout=5) >= 40
+
+
+_OWNER = """
+import sys, time
+import psutil
+from ingest.extractor_pool import ExtractorPool
+
+pool = ExtractorPool(workers=2, timeout=60, start_method=sys.argv[1])
+pool.start()
+me = psutil.Process()
+print(me.pid, *[child.pid for child in me.children(recursive=True)], flush=True)
+time.sleep(600)
+"""
+
+
+def _running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie: a reparented zombie may wait long for a reaper (PID 1)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "fork", "spawn"])
+def test_helpers_exit_when_owner_is_killed(start_method: str) -> None:
+    """kill -9 of the run must not leave workers, forkserver or resource tracker behind."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, start_method], stdout=subprocess.PIPE, text=True
+    )
+    helpers: list[psutil.Process] = []
+    try:
+        assert owner.stdout is not None
+        ready, _, _ = select.select([owner.stdout], [], [], 60)
+        assert ready, "the owner never started its pool"
+        pids = [int(pid) for pid in owner.stdout.readline().split()]
+        assert pids and pids[0] == owner.pid
+        helpers = [psutil.Process(pid) for pid in pids[1:]]
+        assert len(helpers) >= 2  # at least the two workers
+
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while any(map(_running, helpers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        survivors = [f"{p.pid}: {' '.join(p.cmdline())[-60:]}" for p in helpers if _running(p)]
+        assert not survivors, f"outlived their owner: {survivors}"
+    finally:
+        owner.kill()
+        owner.wait()
+        for proc in helpers:
+            if _running(proc):
+                proc.kill()
+
+
+# A job the worker's own timer cannot stop: SIGALRM blocked, as in C code that never
+# returns to the interpreter. Only the parent's grace-period kill ends it.
+_STUCK = "import signal, time\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])\n"
+_STUCK += "time.sleep(60)"
+
+
+def _concurrently(pool: ExtractorPool, jobs: dict[str, tuple]) -> dict[str, object]:
+    """Run every job from its own thread (as fetch threads do); name -> result or error."""
+    out: dict[str, object] = {}
+
+    def one(name: str, job: tuple) -> None:
+        try:
+            out[name] = pool.call(*job, what=name)
+        except ExtractError as exc:
+            out[name] = exc
+
+    threads = [threading.Thread(target=one, args=item) for item in jobs.items()]
+    for i, thread in enumerate(threads):
+        thread.start()
+        if i == 0:
+            time.sleep(0.2)  # the first job is in a worker before the others queue
+    for thread in threads:
+        thread.join(120)
+    return out
+
+
+def test_waiting_for_a_worker_does_not_count_against_the_timeout() -> None:
+    """One worker, a 2 s timeout, four 0.8 s jobs at once: the last one waits 2.4 s for
+    its turn but runs 0.8 s, so none of them timed out."""
+    pool = ExtractorPool(workers=1, timeout=2.0)
+    try:
+        pool.start()
+        results = _concurrently(pool, {f"page{i}": (time.sleep, 0.8) for i in range(4)})
+    finally:
+        pool.close()
+    assert results == {f"page{i}": None for i in range(4)}
+
+
+def test_an_overrun_the_worker_stops_itself_keeps_the_worker() -> None:
+    pool = ExtractorPool(workers=1, timeout=1.0)
+    try:
+        before = pool.call(os.getpid, what="pid")
+        with pytest.raises(ExtractError) as err:
+            pool.call(time.sleep, 30, what="slow page")
+        after = pool.call(os.getpid, what="pid")
+    finally:
+        pool.close()
+    assert err.value.reason == "extract_timeout" and not err.value.transient
+    assert before == after  # no process was killed for it
+
+
+def test_only_the_job_that_overran_is_rejected() -> None:
+    """The stuck job makes the parent kill and replace the pool; the jobs that shared the
+    killed pool are submitted again and succeed, none cancelled or rejected."""
+    pool = ExtractorPool(workers=2, timeout=1.0, grace=0.5)
+    try:
+        pool.start()
+        jobs: dict[str, tuple] = {"hostile": (exec, _STUCK)}
+        jobs |= {f"page{i}": (time.sleep, 0.4) for i in range(6)}
+        results = _concurrently(pool, jobs)
+    finally:
+        pool.close()
+    hostile = results.pop("hostile")
+    assert isinstance(hostile, ExtractError) and hostile.reason == "extract_timeout"
+    assert results == {f"page{i}": None for i in range(6)}
+
+
+def test_a_crash_costs_only_the_job_that_crashed() -> None:
+    """Nobody knows whose job killed a worker: every job the crash took down runs again
+    alone, and only the one that crashes alone is rejected."""
+    pool = ExtractorPool(workers=2, timeout=30)
+    try:
+        pool.start()
+        jobs: dict[str, tuple] = {
+            "hostile": (exec, "import os, time\ntime.sleep(0.3)\nos._exit(9)")
+        }
+        jobs |= {f"page{i}": (time.sleep, 0.5) for i in range(4)}
+        results = _concurrently(pool, jobs)
+    finally:
+        pool.close()
+    hostile = results.pop("hostile")
+    assert isinstance(hostile, ExtractError) and hostile.reason == "extract_crashed"
+    assert results == {f"page{i}": None for i in range(4)}
+
+
+def test_abort_ends_jobs_in_flight_at_once_as_transient() -> None:
+    pool = ExtractorPool(workers=1, timeout=60)
+    pool.start()
+    results: dict[str, object] = {}
+    worker = threading.Thread(
+        target=lambda: results.update(_concurrently(pool, {"long": (time.sleep, 50)}))
+    )
+    worker.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    pool.abort()
+    worker.join(10)
+    pool.close()
+    assert time.monotonic() - started < 5
+    error = results["long"]
+    assert isinstance(error, ExtractError) and error.reason == "aborted" and error.transient
+    with pytest.raises(ExtractError, match="aborted"):
+        pool.call(abs, 1, what="after abort")

@@ -1,0 +1,77 @@
+"""The local store's own guarantees (temp files, empty directories, concurrent deletes) and
+the errors a bad store URI or an unreachable endpoint give, without a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.store import LocalStore, StoreError, open_store
+
+
+def test_local_temp_files_are_outside_every_data_prefix(tmp_path: Path) -> None:
+    local = LocalStore(tmp_path)
+    local.put_bytes("articles/p.parquet", b"x")
+    assert not list(tmp_path.glob("articles/**/*.tmp"))
+    assert list(local.list("")) == ["articles/p.parquet"]
+    with pytest.raises(ValueError):
+        local.put_bytes("../escape", b"x")
+
+
+def test_local_delete_leaves_no_empty_directories(tmp_path: Path) -> None:
+    """Every run stages under `_staging/<run>/` and cleans it: a directory left per run
+    would make every later listing of `_staging/` walk the whole history."""
+    store = LocalStore(tmp_path)
+    for run in range(3):
+        store.put_bytes(f"_staging/run{run}/0/part-0.parquet", b"x")
+        store.put_bytes(f"_staging/run{run}/commit.json", b"{}")
+    store.put_bytes("keep/me.json", b"{}")
+    for key in list(store.list("_staging/run1/")):
+        store.delete(key)
+    assert sorted(p.name for p in (tmp_path / "_staging").iterdir()) == ["run0", "run2"]
+    for key in list(store.list("_staging/")):
+        store.delete(key)
+    assert not (tmp_path / "_staging").exists()
+    assert store.get_bytes("keep/me.json") == b"{}" and tmp_path.is_dir()
+
+
+def test_local_writes_survive_a_concurrent_delete_emptying_their_directory(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    store = LocalStore(tmp_path)
+    errors: list[BaseException] = []
+
+    def churn(name: str) -> None:
+        try:
+            for i in range(300):
+                store.put_bytes(f"shared/dir/{name}-{i}", b"x", if_absent=i % 2 == 0)
+                store.delete(f"shared/dir/{name}-{i}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in "abc"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert not (tmp_path / "shared").exists()
+
+
+def test_unreachable_endpoint_is_clear(monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with pytest.raises(StoreError, match=r"unreachable at http://127\.0\.0\.1:1"):
+        open_store("s3://bucket/x").check()
+
+
+@pytest.mark.parametrize("uri", ["s3://", "gs://bucket/x", ""])
+def test_bad_store_uri(uri: str) -> None:
+    with pytest.raises(StoreError):
+        open_store(uri)
