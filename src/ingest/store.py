@@ -123,9 +123,10 @@ class LocalStore:
 
     def _publish(self, tmp: Path, dest: Path, if_absent: bool) -> bool:
         for attempt in range(10):
-            # a delete may prune the directory between mkdir and the rename (mkdir's own
-            # exists-check may then fail too): the rename's FileNotFoundError retries
-            with contextlib.suppress(FileExistsError):
+            # a delete may prune the directory between mkdir and the rename, or a parent
+            # between mkdir's own steps (FileNotFoundError, FileExistsError): the rename's
+            # FileNotFoundError retries
+            with contextlib.suppress(FileExistsError, FileNotFoundError):
                 dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 if if_absent:

@@ -1,0 +1,31 @@
+"""bench/bench_real_pages.py runs as documented on a few real pages: both sides process
+every page, and the numbers it reports are the ones it measured (not its speed: a
+benchmark, not a timed test)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_real_page_benchmark_runs_both_sides_over_every_page(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_real_pages.py"), "--sets", "sample",
+         "--sample", "6", "--pairs", "1", "--publishers", "2", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    sample = result["sample"]
+    assert sample["pages"] == 6
+    assert sample["plain_documents"] == [6]
+    assert sample["articles"][0] is not None and 1 <= sample["articles"][0] <= 6
+    assert sample["first_request_median_s"] is not None
+    assert 0 < sample["first_request_median_s"] < sample["pipeline_median_s"]
+    assert sample["ratio"] == round(sample["plain_median_s"] / sample["pipeline_median_s"], 3)
+    assert "sample" in done.stdout and "ratio" in done.stdout
