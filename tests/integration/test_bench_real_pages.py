@@ -27,5 +27,6 @@ def test_the_real_page_benchmark_runs_both_sides_over_every_page(tmp_path: Path)
     assert sample["articles"][0] is not None and 1 <= sample["articles"][0] <= 6
     assert sample["first_request_median_s"] is not None
     assert 0 < sample["first_request_median_s"] < sample["pipeline_median_s"]
-    assert sample["ratio"] == round(sample["plain_median_s"] / sample["pipeline_median_s"], 3)
+    measured = sample["plain_median_s"] / sample["pipeline_median_s"]  # medians rounded to 0.01
+    assert abs(sample["ratio"] - measured) < 0.02
     assert "sample" in done.stdout and "ratio" in done.stdout
