@@ -874,15 +874,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     global _server
     import logging
-    import multiprocessing
-    from multiprocessing import forkserver
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # The engine's pool preloads ingest.extract into the forkserver; do it here first so
-    # both sides share one forkserver set up the same way, started before any timing.
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["ingest.extract"])
-    forkserver.ensure_running()
+    # The engine's pool preloads (and warms up) the extractor in the forkserver; start it
+    # here first so both sides share one forkserver set up the same way, before any timing.
+    from ingest.extractor_pool import start_forkserver
+
+    start_forkserver()
 
     from newsflow_dev.loopback import FixtureServer
 

@@ -28,6 +28,15 @@ class IngestError(Exception):
         return (_rebuild, (type(self), self.reason, self.detail, dict(self.__dict__)))
 
 
+class ExtractError(IngestError):
+    """A page that did not become an article. `transient`: the same page may succeed in a
+    later run (the run was stopped, a worker was lost), so its source stays due. Here, not
+    in ingest.extract, so the run's process never imports trafilatura: only workers do."""
+
+    def __init__(self, reason: str, detail: str, transient: bool = False) -> None:
+        super().__init__(reason, detail, transient=transient)
+
+
 def _rebuild(cls: type[IngestError], reason: str, detail: str, state: dict[str, Any]) -> Any:
     error = cls.__new__(cls)
     IngestError.__init__(error, reason, detail)

@@ -28,7 +28,7 @@ from lxml.html import HtmlElement
 from trafilatura.deduplication import Simhash, sample_tokens
 from trafilatura.utils import load_html
 
-from ingest.errors import IngestError
+from ingest.errors import ExtractError
 from ingest.text import count_words
 
 EXTRACT_OPTIONS: dict[str, Any] = {
@@ -73,14 +73,6 @@ _LANG_TEXT_RE = re.compile(
     r"<html[^>]*?\slang\s*=\s*[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]+)?)", re.I
 )
 _WS_RE = re.compile(r"\s+")
-
-
-class ExtractError(IngestError):
-    """A page that did not become an article. `transient`: the same page may succeed in a
-    later run (the run was stopped, a worker was lost), so its source stays due."""
-
-    def __init__(self, reason: str, detail: str, transient: bool = False) -> None:
-        super().__init__(reason, detail, transient=transient)
 
 
 def _split(value: str | list[str] | None, seps: str) -> list[str]:

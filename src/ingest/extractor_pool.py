@@ -33,13 +33,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
-from ingest.extract import ExtractError, extract_page
+from ingest.errors import ExtractError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+PRELOAD = ["ingest.extract_preload"]  # imported by the forkserver before any worker forks
 
 # A job cut short by a replacement it did not cause runs again; this bounds the loop if
 # replacements never stop (then the job is a transient failure: the next run retries it).
@@ -61,9 +63,10 @@ class ExtractorPool:
         self.grace = grace
         # forkserver: workers never inherit the parent's threads and locks (fork-safety),
         # and preloading trafilatura makes each new worker cheap.
+        self.start_method = start_method
         self._ctx = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["ingest.extract"])
+            self._ctx.set_forkserver_preload(PRELOAD)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(workers)
@@ -161,15 +164,19 @@ class ExtractorPool:
         )
 
     def start(self) -> None:
-        """Start every worker now. Call it before starting threads when using fork: the
-        children then inherit no thread's half-held lock."""
+        """fork: start every worker now, before any thread exists, so the children inherit
+        no thread's half-held lock. forkserver: start the forkserver only (it imports and
+        warms up the extractor while this process goes on); workers start on first use."""
+        if self.start_method == "forkserver":
+            start_forkserver()
+            return
         with _stop_signals_held():
             pool = self._get()
             for future in [pool.submit(abs, 0) for _ in range(self.workers)]:
                 future.result(timeout=self.timeout)
 
     def extract(self, html: str, url: str) -> dict[str, Any]:
-        return self.call(extract_page, html, url, what=url)
+        return self.call(_extract_page, html, url, what=url)
 
     def abort(self) -> None:
         """Stop now (SIGTERM): kill the workers; every job in flight or still to come
@@ -200,6 +207,35 @@ class _Overran(BaseException):
 
 def _on_alarm(signum: int, frame: object) -> None:
     raise _Overran()
+
+
+def start_forkserver() -> None:
+    """Start the forkserver now, with the preload the pool uses, without waiting for it:
+    it imports trafilatura and fills its caches while the caller does other work."""
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
+
+
+def stop_forkserver() -> None:
+    """Kill the forkserver this process started, if any: a stop must not wait for it to
+    finish its warm-up (it would hold the process's output open until then). Its workers
+    follow on their own (`_exit_with_owner`)."""
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)  # no public handle
+    if pid:
+        with suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _extract_page(html: str, url: str) -> dict[str, Any]:
+    """ingest.extract.extract_page, imported where it runs: the workers have it preloaded,
+    and the run's own process never pays for importing trafilatura."""
+    from ingest.extract import extract_page
+
+    return extract_page(html, url)
 
 
 def _timed_call(timeout: float, fn: Callable[..., T], *args: Any) -> T:

@@ -26,7 +26,8 @@ import pyarrow as pa
 from deltalake import CommitProperties
 from deltalake.exceptions import CommitFailedError
 
-from ingest.extract import ExtractError, rules_version_of
+from ingest.errors import ExtractError
+from ingest.extract import rules_version_of
 from ingest.extractor_pool import ExtractorPool
 from ingest.lake import Lake
 from ingest.lake.keys import keys_of_rows

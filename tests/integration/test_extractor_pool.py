@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from ingest.extract import ExtractError
+from ingest.errors import ExtractError
 from ingest.extractor_pool import ExtractorPool
 
 

@@ -8,8 +8,7 @@ import pickle
 import pytest
 
 from ingest.config import ConfigError
-from ingest.errors import IngestError, permanent
-from ingest.extract import ExtractError
+from ingest.errors import ExtractError, IngestError, permanent
 from ingest.net import FetchError
 
 

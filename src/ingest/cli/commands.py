@@ -35,11 +35,15 @@ def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # flags first: a bad flag is reported before anything else
+    settings = _settings_from(args, lease_wait=args.wait)
+    if settings.mp_start_method == "forkserver":
+        from ingest.extractor_pool import start_forkserver
+
+        start_forkserver()  # it loads the extractor while this process loads the rest
     from ingest.health import run_health
     from ingest.run import run
 
-    # flags first: a bad flag is reported before anything else
-    settings = _settings_from(args, lease_wait=args.wait)
     if args.run_id is not None:
         run_key(args.run_id)  # a bad run id stops the run before it writes anything
     if args.metrics_file:

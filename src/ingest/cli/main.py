@@ -15,6 +15,7 @@ from ingest.cli.exits import (
 )
 from ingest.cli.parser import build_parser
 from ingest.config import ConfigError
+from ingest.extractor_pool import stop_forkserver
 from ingest.store import StoreError
 
 log = logging.getLogger("ingest")
@@ -67,9 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
+        stop_forkserver()
         print("ingest: interrupted; the next run finishes or discards this one", file=sys.stderr)
         return 130
     except Terminated:
+        stop_forkserver()
         print("ingest: terminated; the next run finishes or discards this one", file=sys.stderr)
         return EXIT_TERMINATED
     except Exception as exc:

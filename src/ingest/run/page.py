@@ -7,8 +7,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ingest.errors import IngestError
-from ingest.extract import ExtractError
+from ingest.errors import ExtractError, IngestError
 from ingest.extractor_pool import ExtractorPool
 from ingest.lake.keys import Marker
 from ingest.net import FetchError, HttpClient
