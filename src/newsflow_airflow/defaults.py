@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -9,11 +10,12 @@ from newsflow_airflow.callbacks import on_failure
 
 
 def default_args(timeout: timedelta) -> dict[str, Any]:
-    """Owner, retries with exponential backoff, a per-task timeout and the alert callback."""
+    """Owner, retries with exponential backoff (from NEWSFLOW_RETRY_DELAY_SECONDS, default
+    30), a per-task timeout and the alert callback."""
     return {
         "owner": "newsflow",
         "retries": 3,
-        "retry_delay": timedelta(seconds=30),
+        "retry_delay": timedelta(seconds=float(os.environ.get("NEWSFLOW_RETRY_DELAY_SECONDS", 30))),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
         "execution_timeout": timeout,

@@ -92,6 +92,7 @@ def test_killed_shard_is_retried_without_duplicates(s3_bucket, tmp_path: Path) -
             "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
             "INGEST_WORKERS": "1",
             "INGEST_PER_HOST_CONCURRENCY": "1",
+            "NEWSFLOW_RETRY_DELAY_SECONDS": "3",  # the killed shard's retry, without waiting 30 s
         })  # fmt: skip
         proc = start_standalone(env, tmp_path / "standalone.log")
         killed = None
