@@ -877,7 +877,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # The engine's pool preloads (and warms up) the extractor in the forkserver; start it
+    # The engine's pool preloads the extractor in the forkserver; start it
     # here first so both sides share one forkserver set up the same way, before any timing.
     from ingest.extractor_pool import start_forkserver
 

@@ -41,7 +41,11 @@ from ingest.errors import ExtractError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PRELOAD = ["ingest.extract_preload"]  # imported by the forkserver before any worker forks
+# Imported by the forkserver before any worker forks. Not warmed up further: dateparser
+# compiles its ~200 locales' patterns (about 1.3 s) on a worker's first date expression;
+# done in the forkserver instead, it delayed every run's first extraction (feeds are
+# parsed in workers) by as much, which on 2 cores cost more than it saved.
+PRELOAD = ["ingest.extract"]
 
 # A job cut short by a replacement it did not cause runs again; this bounds the loop if
 # replacements never stop (then the job is a transient failure: the next run retries it).
@@ -165,8 +169,8 @@ class ExtractorPool:
 
     def start(self) -> None:
         """fork: start every worker now, before any thread exists, so the children inherit
-        no thread's half-held lock. forkserver: start the forkserver only (it imports and
-        warms up the extractor while this process goes on); workers start on first use."""
+        no thread's half-held lock. forkserver: start the forkserver only (it imports the
+        extractor while this process goes on); workers start on first use."""
         if self.start_method == "forkserver":
             start_forkserver()
             return
@@ -211,7 +215,7 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 def start_forkserver() -> None:
     """Start the forkserver now, with the preload the pool uses, without waiting for it:
-    it imports trafilatura and fills its caches while the caller does other work."""
+    it imports trafilatura while the caller does other work."""
     from multiprocessing import forkserver
 
     multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
@@ -220,7 +224,7 @@ def start_forkserver() -> None:
 
 def stop_forkserver() -> None:
     """Kill the forkserver this process started, if any: a stop must not wait for it to
-    finish its warm-up (it would hold the process's output open until then). Its workers
+    finish importing (it would hold the process's output open until then). Its workers
     follow on their own (`_exit_with_owner`)."""
     from multiprocessing import forkserver
 

@@ -48,7 +48,8 @@ _NO_SPACE_SCRIPT = re.compile(
     "\u1780-\u17ff\u19e0-\u19ff"  # Khmer and Khmer symbols
     "]"
 )
-_WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit (any script)
+# a whitespace-separated token holding a letter or digit (any script): one match per token
+_WORD_TOKEN = re.compile(r"\S*[^\W_]\S*")
 CHARS_PER_SEA_WORD = 5
 
 
@@ -74,5 +75,5 @@ def count_words(text: str) -> int:
     per_char = len(_PER_CHAR.findall(text))
     sea_chars = len(_NO_SPACE_SCRIPT.findall(text))
     rest = _NO_SPACE_SCRIPT.sub(" ", _PER_CHAR.sub(" ", text))
-    spaced = sum(1 for token in rest.split() if _WORD_CHAR.search(token))
+    spaced = len(_WORD_TOKEN.findall(rest))
     return per_char + spaced + -(-sea_chars // CHARS_PER_SEA_WORD)
