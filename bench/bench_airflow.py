@@ -183,10 +183,8 @@ def _wait_first(env: dict[str, str], s3: Any, timeout: float = 600) -> None:
     from newsflow_dev.airflow_local import dag_runs
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        unpause = ["airflow", "dags", "unpause", "news_ingest"]
-        if subprocess.run(unpause, env=env, capture_output=True).returncode == 0:
-            break
+    while time.monotonic() < deadline and _paused(env):
+        subprocess.run(["airflow", "dags", "unpause", "news_ingest"], env=env, capture_output=True)
         time.sleep(3)
     while time.monotonic() < deadline:
         runs = dag_runs("news_ingest", env)
@@ -195,6 +193,15 @@ def _wait_first(env: dict[str, str], s3: Any, timeout: float = 600) -> None:
             return
         time.sleep(3)
     raise RuntimeError("the first news_ingest run did not finish")
+
+
+def _paused(env: dict[str, str]) -> bool:
+    """news_ingest not parsed yet, or paused."""
+    out = subprocess.run(["airflow", "dags", "list", "-o", "json"], env=env,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    listing = next((json.loads(line) for line in out.splitlines() if line.startswith("[")), [])
+    found = [d for d in listing if d.get("dag_id") == "news_ingest"]
+    return not found or str(found[0].get("is_paused")).lower() == "true"
 
 
 def main(argv: list[str] | None = None) -> int:
