@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest import extract, extractor_pool
+from ingest import extract
 from ingest.config import Settings, load_feeds
 from ingest.index import build, index_prefix
 from ingest.lake import read_committed
@@ -81,7 +81,7 @@ def drop_first_paragraph(html: str, url: str) -> dict:
     return got
 
 
-ORIGINAL_EXTRACT = extractor_pool.extract_page
+ORIGINAL_EXTRACT = extract.extract_page
 
 
 def test_reextract_updates_changed_rows_in_place_without_network(
@@ -96,7 +96,7 @@ def test_reextract_updates_changed_rows_in_place_without_network(
 
     # the new rule, in this process and in the forked extraction workers; no network at all
     monkeypatch.setattr(extract, "RULES_VERSION", extract.RULES_VERSION + 1)
-    monkeypatch.setattr(extractor_pool, "extract_page", drop_first_paragraph)
+    monkeypatch.setattr(extract, "extract_page", drop_first_paragraph)
 
     def no_network(*args: object, **kwargs: object) -> None:
         raise OSError("network blocked in this test")
@@ -201,7 +201,7 @@ def test_a_damaged_raw_record_is_counted_and_the_rest_reextracted(
     victim, lost = damage_one_record(store, damage)
     before = {r["article_id"]: r for r in read_committed(store).to_pylist()}
     monkeypatch.setattr(extract, "RULES_VERSION", extract.RULES_VERSION + 1)
-    monkeypatch.setattr(extractor_pool, "extract_page", drop_first_paragraph)
+    monkeypatch.setattr(extract, "extract_page", drop_first_paragraph)
 
     with caplog.at_level("WARNING", logger="ingest.reextract"):
         result = reextract(store, workers=2, start_method="fork")
