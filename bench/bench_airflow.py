@@ -23,13 +23,14 @@ import argparse
 import json
 import os
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
-from datetime import datetime
+from contextlib import ExitStack, closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ def free_port() -> int:
 
 
 def _stamp(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    """An ISO time; one without a zone (Airflow's SQLite columns) is UTC."""
+    stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
 def wipe(s3: Any, prefix: str) -> None:
@@ -88,15 +91,33 @@ def cli_run(s3: Any, feeds: Path, workers: int, n: int) -> dict[str, Any]:
     }
 
 
-def dag_run(env: dict[str, str], s3: Any, conf: dict[str, Any], timeout: float) -> dict:
-    from newsflow_dev.airflow_local import dag_runs
+def _runs(env: dict[str, str]) -> list[dict[str, Any]]:
+    """news_ingest's DAG runs, newest first, read from Airflow's metadata database. Not
+    `airflow dags list-runs`: each call of that is a whole Airflow process (seconds of CPU),
+    which would compete with the run being measured for the machine's cores."""
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    query = ("SELECT run_id, state, start_date, end_date FROM dag_run "
+             "WHERE dag_id = 'news_ingest' ORDER BY id DESC")  # fmt: skip
+    for _ in range(50):
+        try:
+            with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+                rows = conn.execute(query).fetchall()
+            break
+        except sqlite3.OperationalError:  # locked by a writer, or not created yet
+            time.sleep(0.2)
+    else:
+        raise RuntimeError(f"cannot read {db}")
+    keys = ("run_id", "state", "start_date", "end_date")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
-    before = {r["run_id"] for r in dag_runs("news_ingest", env)}
+
+def dag_run(env: dict[str, str], s3: Any, conf: dict[str, Any], timeout: float) -> dict:
+    before = {r["run_id"] for r in _runs(env)}
     subprocess.run(["airflow", "dags", "trigger", "news_ingest", "--conf", json.dumps(conf)],
                    env=env, check=True, capture_output=True, timeout=120)  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = [r for r in dag_runs("news_ingest", env) if r["run_id"] not in before]
+        runs = [r for r in _runs(env) if r["run_id"] not in before]
         if runs and runs[0]["state"] in ("success", "failed"):
             run = runs[0]
             break
@@ -180,14 +201,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def _wait_first(env: dict[str, str], s3: Any, timeout: float = 600) -> None:
     """Unpause news_ingest once parsed; its @once run is Airflow's warm-up, untimed."""
-    from newsflow_dev.airflow_local import dag_runs
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _paused(env):
         subprocess.run(["airflow", "dags", "unpause", "news_ingest"], env=env, capture_output=True)
         time.sleep(3)
     while time.monotonic() < deadline:
-        runs = dag_runs("news_ingest", env)
+        runs = _runs(env)
         if runs and runs[0]["state"] in ("success", "failed"):
             wipe(s3, "lake/")
             return
