@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 
@@ -59,12 +59,17 @@ class LocalStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.uri = str(self.root)
+        self._inside = os.path.join(str(self.root), "")  # the root with one trailing separator
+        self._tmp_dir_made = False
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root not in path.parents:
+        """The key's file. Checked lexically, without a system call: this runs for every
+        read and write (a run makes thousands). Symbolic links inside the store directory
+        are the operator's and are followed."""
+        path = os.path.normpath(os.path.join(self._inside, key))
+        if not path.startswith(self._inside):
             raise ValueError(f"key escapes the store root: {key!r}")
-        return path
+        return Path(path)
 
     def check(self) -> None:
         try:
@@ -83,21 +88,33 @@ class LocalStore:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
 
-    def _tmp(self) -> Path:
-        tmp = self.root / TMP_PREFIX
-        tmp.mkdir(parents=True, exist_ok=True)
-        return tmp / f"{uuid.uuid4().hex}.tmp"
+    def _new_tmp(self) -> tuple[Path, BinaryIO]:
+        """A new temp file, open for writing. Its directory is made once per process, and
+        again if something removed it since."""
+        tmp_dir = self.root / TMP_PREFIX
+        for attempt in range(2):
+            if attempt or not self._tmp_dir_made:
+                tmp_dir.mkdir(parents=True, exist_ok=True)
+                self._tmp_dir_made = True
+            tmp = tmp_dir / f"{uuid.uuid4().hex}.tmp"
+            try:
+                return tmp, open(tmp, "xb")
+            except FileNotFoundError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     @contextlib.contextmanager
-    def _writing(self, key: str) -> Iterator[Path]:
+    def _writing(self, key: str) -> Iterator[tuple[Path, BinaryIO]]:
         """A temp file for one write: removed whatever happens, and a failed write (disk
         full, read-only file system) is one StoreError naming the key."""
         try:
-            tmp = self._tmp()
+            tmp, fh = self._new_tmp()
         except OSError as exc:
             raise _write_error(self.root, key, exc) from None
         try:
-            yield tmp
+            with fh:
+                yield tmp, fh
         except OSError as exc:
             raise _write_error(self.root, key, exc) from None
         finally:
@@ -106,19 +123,20 @@ class LocalStore:
 
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         dest = self._path(key)
-        with self._writing(key) as tmp:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+        with self._writing(key) as (tmp, fh):
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
             return self._publish(tmp, dest, if_absent)
 
     def put_file(self, key: str, path: Path) -> None:
         dest = self._path(key)
-        with self._writing(key) as tmp:
+        with self._writing(key) as (tmp, fh):
+            fh.close()
             shutil.copyfile(path, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+            with open(tmp, "rb+") as copied:
+                os.fsync(copied.fileno())
             self._publish(tmp, dest, False)
 
     def _publish(self, tmp: Path, dest: Path, if_absent: bool) -> bool:

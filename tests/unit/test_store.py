@@ -19,6 +19,34 @@ def test_local_temp_files_are_outside_every_data_prefix(tmp_path: Path) -> None:
         local.put_bytes("../escape", b"x")
 
 
+@pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "", ".", "a/.."])
+def test_local_keys_outside_the_root_are_refused(tmp_path: Path, key: str) -> None:
+    store = LocalStore(tmp_path / "lake")
+    for call in (lambda: store.put_bytes(key, b"x"), lambda: store.get_bytes(key),
+                 lambda: store.exists(key), lambda: store.delete(key)):  # fmt: skip
+        with pytest.raises(ValueError, match="escapes the store root"):
+            call()
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_local_keys_are_normalized_inside_the_root(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put_bytes("a/./b/../c.json", b"{}")
+    assert store.get_bytes("a/c.json") == b"{}" and list(store.list("")) == ["a/c.json"]
+
+
+def test_local_writes_go_on_when_the_temp_directory_was_removed(tmp_path: Path) -> None:
+    """The temp directory is made once per process; a write that finds it gone makes it
+    again instead of failing (an operator cleaning up beside a long run)."""
+    store = LocalStore(tmp_path)
+    store.put_bytes("one.json", b"1")
+    (tmp_path / "_tmp").rmdir()
+    assert store.put_bytes("two.json", b"2") and store.get_bytes("two.json") == b"2"
+    store.put_file("three.json", tmp_path / "one.json")
+    assert store.get_bytes("three.json") == b"1"
+    assert not list((tmp_path / "_tmp").iterdir())
+
+
 def test_local_delete_leaves_no_empty_directories(tmp_path: Path) -> None:
     """Every run stages under `_staging/<run>/` and cleans it: a directory left per run
     would make every later listing of `_staging/` walk the whole history."""
