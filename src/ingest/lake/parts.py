@@ -7,6 +7,7 @@ sees depends on them until the commit copies their rows into the tables.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,19 @@ DICTIONARY_COLUMNS = {
     "source", "feed_url", "language", "site_name", "published_at_source", "run_id",
     "stage", "reason",
 }  # fmt: skip
+
+
+def preload_in_background() -> None:
+    """Import what flushing parts and committing them import on first use (pyarrow's
+    compute and dataset modules), in a thread, while the run's process mostly waits on
+    its workers: otherwise the run pays for them after its last page, with idle cores.
+    Call it only after any fork: a child forked mid-import would inherit a held lock."""
+
+    def load() -> None:
+        import pyarrow.compute
+        import pyarrow.dataset  # noqa: F401
+
+    threading.Thread(target=load, name="preload", daemon=True).start()
 
 
 def write_parquet(table: pa.Table, path: Path | io.BytesIO) -> None:

@@ -17,6 +17,7 @@ from ingest import polling
 from ingest.config import Feed
 from ingest.extractor_pool import ExtractorPool
 from ingest.lake import CommitRequest
+from ingest.lake.parts import preload_in_background
 from ingest.net import HttpClient
 from ingest.normalize import reject_row
 from ingest.report import RunReport
@@ -51,6 +52,8 @@ class Crawl:
         )
         try:  # the pool is shut down on every way out: a live one at exit can crash it
             extractor.start()  # before any fetch or poll thread exists
+            if settings.mp_start_method != "fork":  # a worker may be forked again later
+                preload_in_background()
             return self._crawl(committed, client, extractor)
         finally:
             extractor.close()
