@@ -137,15 +137,14 @@ def news_ingest() -> None:
     def ingest_shard(
         spec: dict[str, Any], run_id: str | None = None, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        from ingest.config import Settings, load_feeds
+        from ingest.config import load_feeds
         from ingest.run import Run
 
         get_current_context()["shard_label"] = spec.get("label", str(spec["shard"]))  # type: ignore[typeddict-unknown-key]
         names = set(spec["feeds"])
         with nf.engine_errors():
             feeds = [f for f in load_feeds(nf.feeds_file()) if f.name in names]
-            # fork: Airflow's task runner is the main module, which workers must not re-import
-            settings = Settings.from_env(progress=False, mp_start_method="fork")
+            settings = nf.engine_settings()
             poll_all = bool((params or {}).get("poll_all"))
             shard = spec["shard"]
             report = Run(nf.store(), feeds, settings, run_id, shard, poll_all).stage()

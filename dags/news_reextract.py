@@ -83,12 +83,11 @@ def news_reextract() -> None:
         doc_md="Re-extracts one ingest day; returns the index days whose stories changed.",
     )
     def reextract_day(day: str, params: dict[str, Any] | None = None) -> list[str]:
-        from ingest.config import Settings
         from ingest.reextract import reextract
 
         get_current_context()["day_label"] = day  # type: ignore[typeddict-unknown-key]
         params = params or {}
-        settings = Settings.from_env(progress=False, mp_start_method="fork")
+        settings = nf.engine_settings()
         with nf.engine_errors():
             result = reextract(
                 nf.store(),

@@ -1,10 +1,12 @@
 """The Airflow glue shared by the newsflow DAGs, kept apart from the engine (src/ingest
 never imports Airflow): settings (the store, the feeds file, S3 credentials), the assets,
-the task callbacks and the DAG defaults. DAG files import it as `nf`."""
+the task callbacks, the DAG defaults and the engine's settings in a task. DAG files
+import it as `nf`."""
 
 from newsflow_airflow.assets import ARTICLES, INDEX
 from newsflow_airflow.callbacks import emit_metrics, engine_errors, on_failure, task_fields
 from newsflow_airflow.defaults import default_args
+from newsflow_airflow.process import engine_settings
 from newsflow_airflow.settings import (
     DEFAULT_STORE,
     feeds_file,
@@ -22,6 +24,7 @@ __all__ = [
     "default_args",
     "emit_metrics",
     "engine_errors",
+    "engine_settings",
     "feeds_file",
     "on_failure",
     "setting",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -62,6 +63,30 @@ def test_daemonic_host_extracts_in_process() -> None:
     proc.start()
     proc.join(60)
     assert proc.exitcode == 0 and queue.get(timeout=5) >= 40
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    return depth
+
+
+def _called_deep(levels: int, fn: Callable[[], None]) -> None:
+    return fn() if levels == 0 else _called_deep(levels - 1, fn)
+
+
+def test_forked_workers_do_not_keep_the_callers_stack() -> None:
+    """A host that starts the pool from deep in its stack (an Airflow task runner) must not
+    leave that stack under the workers' own: CPython maps and unmaps stack chunks as calls
+    cross their edges, and a deep inherited stack put a worker's hot loop on an edge."""
+    pool = ExtractorPool(workers=2, timeout=30, start_method="fork")
+    try:
+        _called_deep(300, pool.start)
+        depths = {pool.call(_stack_depth, what="depth") for _ in range(4)}
+        assert max(depths) < 60, depths
+    finally:
+        pool.close()
 
 
 _OWNER = """
