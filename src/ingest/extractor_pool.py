@@ -208,9 +208,9 @@ def _in_new_thread(fn: Callable[[], None]) -> None:
 
     A forked worker keeps its parent's Python call stack under its own, and CPython 3.11
     grows that stack in 16 KiB chunks that it maps and unmaps as calls cross their edges.
-    Forked from deep in a host (an Airflow task runner is about 100 calls deep), a
-    worker's hot loops sat on such an edge: two thirds of one worker's time went to mmap
-    and munmap, and the run took 2.5 times as long. A new thread starts with an empty
+    Forked from deep in a host (Airflow's task runner), a worker's hot loops sat on such
+    an edge: two thirds of one worker's time went to mmap and munmap, and a DAG run took
+    2.4 times as long as the CLI on the same pages. A new thread starts with an empty
     stack, as a forkserver child does."""
     failure: list[BaseException] = []
 

@@ -4,23 +4,18 @@ benchmark, not a timed test)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.bench import run_bench
 
 
 def test_the_real_page_benchmark_runs_both_sides_over_every_page(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_real_pages.py"), "--sets", "sample",
-         "--sample", "6", "--pairs", "1", "--publishers", "2", "--json", str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(out.read_text())
+    done, result = run_bench(
+        "bench_real_pages.py",
+        ["--sets", "sample", "--sample", "6", "--pairs", "1", "--publishers", "2"],
+        tmp_path / "bench.json",
+        timeout=600,
+    )
     sample = result["sample"]
     assert sample["pages"] == 6
     assert sample["plain_documents"] == [6]

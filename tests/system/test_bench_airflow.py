@@ -4,23 +4,19 @@ measured (not its speed: a benchmark, not a timed test)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.bench import run_bench
 
 
 def test_the_airflow_benchmark_runs_every_case(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_airflow.py"), "--pages", "3",
-         "--repeat", "1", "--publishers", "3", "--timeout", "300", "--json", str(out)],
-        capture_output=True, text=True, timeout=1200, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    cases = json.loads(out.read_text())["cases"]
+    done, result = run_bench(
+        "bench_airflow.py",
+        ["--pages", "3", "--repeat", "1", "--publishers", "3", "--timeout", "300"],
+        tmp_path / "bench.json",
+        timeout=1200,
+    )
+    cases = result["cases"]
     assert set(cases) == {
         "DAG, 3 pages, default shards",
         "DAG, 3 pages, 1 shard",
