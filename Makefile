@@ -26,10 +26,13 @@ bench:  ## pipeline vs plain trafilatura throughput and peak memory
 	.venv/bin/python bench/bench_pipeline.py
 
 lock:  ## re-resolve the pinned dependencies after editing pyproject.toml
-	.venv/bin/uv pip compile pyproject.toml --extra s3server --python-version 3.11 \
-		--generate-hashes --no-header -q -o requirements.lock
 	.venv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
 		--generate-hashes --no-header -q -o requirements-dev.lock
+	# the runtime lock pins what the tests ran: the dev lock's versions as constraints
+	grep -oE '^[a-z0-9._-]+==[^ ]+' requirements-dev.lock > .dev-pins.txt
+	.venv/bin/uv pip compile pyproject.toml --extra s3server --python-version 3.11 \
+		--generate-hashes --no-header -q -c .dev-pins.txt -o requirements.lock
+	rm -f .dev-pins.txt
 
 airflow:  ## Airflow standalone with the DAGs, embedded S3 and the demo site (Ctrl-C stops)
 	scripts/bootstrap.sh requirements-dev.lock

@@ -143,11 +143,13 @@ def news_ingest() -> None:
         get_current_context()["shard_label"] = spec.get("label", str(spec["shard"]))  # type: ignore[typeddict-unknown-key]
         names = set(spec["feeds"])
         with nf.engine_errors():
-            feeds = [f for f in load_feeds(nf.feeds_file()) if f.name in names]
+            every = load_feeds(nf.feeds_file())
+            feeds = [f for f in every if f.name in names]
             settings = nf.engine_settings()
             poll_all = bool((params or {}).get("poll_all"))
             shard = spec["shard"]
-            report = Run(nf.store(), feeds, settings, run_id, shard, poll_all).stage()
+            run = Run(nf.store(), feeds, settings, run_id, shard, poll_all, all_feeds=every)
+            report = run.stage()
         if report is None:
             return {"shard": spec["shard"], "count": spec["count"], "already_committed": True}
         log.info(

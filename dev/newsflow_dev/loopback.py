@@ -156,6 +156,9 @@ def _handler_class(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:
             self._respond(send_body=False)
 
+        def do_POST(self) -> None:  # a handler route reads the body itself (a WebSub hub)
+            self._respond(send_body=True)
+
         def _respond(self, send_body: bool) -> None:
             started = time.thread_time()
             path = self.path.split("?")[0]

@@ -104,6 +104,12 @@ class Settings:
     # update rechecks (committed links whose source says they changed) per source per run;
     # the rest wait for the next run (ingest.polling.next_state)
     max_rechecks: int = 100
+    # WebSub push (ingest.websub): the receiver's public base URL, which hubs call back
+    # (<base>/websub/<id>); unset, no source is subscribed. A run drains the inbox unless
+    # drain_inbox is off; push_only drains it without polling (the news_push DAG).
+    websub_callback: str | None = None
+    drain_inbox: bool = True
+    push_only: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -209,6 +215,7 @@ class Feed:
     max_age_days: float | None = None
     language: str | None = None
     kind: str = "auto"
+    hub: str | None = None  # WebSub hub to subscribe at, over the one the source announces
 
 
 _FEED_KEYS = {f.name for f in fields(Feed)}
@@ -400,4 +407,13 @@ def _feed_options(raw: dict[str, Any], label: str) -> dict[str, Any]:
                 f"{label}: 'kind' must be one of {', '.join(FEED_KINDS)}, got {_show(kind)}"
             )
         options["kind"] = kind
+    hub = raw.get("hub")
+    if hub is not None:
+        problem = None if isinstance(hub, str) else "must be a string"
+        if problem is None and not re.match(r"^https?://[^/\s]+", hub.strip(), re.I):
+            problem = "must be an absolute http(s) URL"
+        problem = problem or _url_problem(hub.strip())
+        if problem:
+            raise ConfigError(f"{label}: 'hub' {problem.removeprefix('url ')}, got {_show(hub)}")
+        options["hub"] = hub.strip()
     return options

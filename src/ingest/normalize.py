@@ -113,6 +113,8 @@ def article_row(
         "revision": 1,
         "revised_at": None,
         "extractor": extracted.get("extractor"),
+        "arrival": entry.arrival,
+        "first_seen_at": entry.first_seen_at or fetched_at,
     }
     return {key: clean_value(value) for key, value in row.items()}
 

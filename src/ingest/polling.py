@@ -196,6 +196,8 @@ class PollOutcome:
     rechecks_unchanged: int = 0
     rechecks_deferred: bool = False  # over the cap, or in recheck backoff
     backlog_cursor: str | None = None  # set when the cap cut the rechecks short
+    hubs: tuple[str, ...] = ()  # WebSub hubs the source announced (first is used)
+    topic: str | None = None  # its WebSub topic (rel=self)
 
 
 def recheck_backoff(misses: int) -> float:
@@ -238,6 +240,8 @@ def next_state(
         state.not_modified += 1
     complete = outcome.transient_failures == 0 and not outcome.rechecks_deferred
     if outcome.status == "ok":
+        state.websub_hub = outcome.hubs[0] if outcome.hubs else None
+        state.websub_topic = outcome.topic
         if complete:
             state.etag, state.last_modified = outcome.etag, outcome.last_modified
             state.checked_at = stamp

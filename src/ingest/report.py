@@ -57,6 +57,9 @@ class RunReport:
     already_committed: bool = False
     # publication-to-commit seconds of the articles written: count, sum, p50, p90, max
     freshness_seconds: dict[str, float | None] = field(default_factory=dict)
+    # the same, by how the articles arrived: {"push": {...}, "poll": {...}}
+    freshness_by_arrival: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    notifications: int = 0  # WebSub notifications read from the inbox
 
     def entry_rejects(self) -> int:
         return sum(n for reason, n in self.rejects.items() if not reason.startswith("feed:"))
@@ -85,7 +88,8 @@ class RunReport:
         for name in ("feeds_total", "feeds_polled", "feeds_not_modified", "feeds_not_due",
                      "feeds_failed", "articles_updated",
                      "feeds_disabled", "feeds_malformed", "entries_seen", "pages_fetched",
-                     "articles_extracted", "bytes_received", "raw_bytes"):  # fmt: skip
+                     "articles_extracted", "bytes_received", "raw_bytes",
+                     "notifications"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed_feeds.update(other.failed_feeds)
         self.skips.update(other.skips)

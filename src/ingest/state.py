@@ -48,6 +48,9 @@ class FeedState:
     recheck_cursor: str | None = None
     recheck_misses: int = 0
     recheck_after: str | None = None
+    # WebSub, as the source's last successful poll announced it (ingest.websub.discovery)
+    websub_hub: str | None = None
+    websub_topic: str | None = None
 
     def conditional_headers(self) -> dict[str, str]:
         headers = {}

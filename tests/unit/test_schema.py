@@ -69,9 +69,9 @@ def _new(nullable: bool) -> dict:
     [
         (lambda f: f.append(_new(True)), None),
         (lambda f: f[0].update(description="reworded"), None),
-        (lambda f: f.pop(), "column 'extractor' removed"),
+        (lambda f: f.pop(), "column 'first_seen_at' removed"),
         (lambda f: f[2].update(name="final"), "column 3 is 'final', was 'final_url'"),
-        (lambda f: f[-10].update(type="int64"), "column 'run_id' changed type string -> int64"),
+        (lambda f: f[-12].update(type="int64"), "column 'run_id' changed type string -> int64"),
         (lambda f: f[6].update(nullable=False), "column 'title' became non-nullable"),
         (lambda f: f.append(_new(False)), "new column 'extra' must be nullable"),
         (lambda f: f.insert(0, f.pop(1)), "column 1 is 'url', was 'article_id'"),

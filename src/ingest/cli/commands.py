@@ -36,7 +36,9 @@ def _settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     # flags first: a bad flag is reported before anything else
-    settings = _settings_from(args, lease_wait=args.wait)
+    push = {"push_only": True} if args.push_only else {}
+    callback = args.websub_callback
+    settings = _settings_from(args, lease_wait=args.wait, websub_callback=callback, **push)
     if settings.mp_start_method == "forkserver":
         from ingest.extractor_pool import start_forkserver
 
@@ -221,6 +223,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             f"migrated {result.articles} articles, {result.rejects} rejects and "
             f"{result.feeds} feed states into the Delta tables of {store.uri}"
         )
+    return 0
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    """The WebSub receiver: runs until stopped (SIGINT/SIGTERM)."""
+    from ingest.websub.serve import serve
+
+    host, port = args.listen
+    store = open_store(args.store)
+    store.check()
+    doorbell = args.doorbell or os.environ.get("INGEST_DOORBELL_URL") or None
+    channel = args.channel or os.environ.get("INGEST_DOORBELL_CHANNEL") or "newsflow-inbox"
+    logging.getLogger(__name__).info(
+        "receiving WebSub notifications on %s:%d into %s (doorbell: %s)",
+        host, port, store.uri, "redis " + channel if doorbell else "none",
+    )  # fmt: skip
+    serve(store, host, port, doorbell, channel, max_body=args.max_body)
     return 0
 
 

@@ -13,6 +13,7 @@ from ingest.cli.commands import (
     cmd_index,
     cmd_maintain,
     cmd_migrate,
+    cmd_receive,
     cmd_reextract,
     cmd_run,
     cmd_status,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_maintain(sub)
     _add_migrate(sub)
     _add_reextract(sub, common)
+    _add_receive(sub)
     _add_ddl(sub)
     _add_demo(sub, common)
     return parser
@@ -121,7 +123,46 @@ def _add_run(sub: Any, common: argparse.ArgumentParser) -> None:
         help="write the run's metrics here in Prometheus text format (for node_exporter's "
         "textfile collector; replaced atomically)",
     )
+    p_run.add_argument(
+        "--websub-callback",
+        metavar="URL",
+        help="public base URL of `ingest receive` (hubs call <URL>/websub/<id>): subscribe "
+        "sources that announce a WebSub hub, after the commit (INGEST_WEBSUB_CALLBACK)",
+    )
+    p_run.add_argument(
+        "--push-only",
+        action="store_true",
+        help="ingest what the WebSub inbox holds and poll only the sources it says changed "
+        "(what the news_push DAG runs); by default a run drains the inbox and polls",
+    )
     p_run.set_defaults(func=cmd_run)
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _add_receive(sub: Any) -> None:
+    p = sub.add_parser(
+        "receive", help="the WebSub receiver: takes hubs' notifications into the store's inbox"
+    )
+    p.add_argument("--store", required=True, metavar="URI", help="the store runs ingest into")
+    p.add_argument("--listen", type=_listen, default=("127.0.0.1", 8632), metavar="HOST:PORT",
+                   help="where to listen (127.0.0.1:8632); a TLS proxy goes in front")  # fmt: skip
+    p.add_argument(
+        "--doorbell",
+        metavar="URL",
+        help="Redis URL (redis://host:6379/0) to publish to after each accepted notification "
+        "(INGEST_DOORBELL_URL); without it the inbox waits for the next run",
+    )
+    p.add_argument("--channel", metavar="NAME",
+                   help="Redis channel (INGEST_DOORBELL_CHANNEL; newsflow-inbox)")  # fmt: skip
+    p.add_argument("--max-body", type=_positive_int, default=5 * 1024 * 1024, metavar="BYTES",
+                   help="largest notification accepted (5 MiB)")  # fmt: skip
+    p.set_defaults(func=cmd_receive)
 
 
 def _add_index(sub: Any) -> None:

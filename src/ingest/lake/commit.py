@@ -193,13 +193,18 @@ class Lake:
 def _finish_report(request: CommitRequest, accepted: set[str], dropped: int, version: int) -> None:
     """What only the commit knows goes into the run report it stores with itself."""
     finished = datetime.now(UTC)
-    latencies = [
-        finished.timestamp() - request.published_at[a]
+    latencies = {
+        a: finished.timestamp() - request.published_at[a]
         for a in accepted
         if a in request.published_at
-    ]
+    }
+    pushed = set(request.pushed)
     request.report.update(
-        freshness_seconds=freshness(latencies),
+        freshness_seconds=freshness(latencies.values()),
+        freshness_by_arrival={
+            "push": freshness(v for a, v in latencies.items() if a in pushed),
+            "poll": freshness(v for a, v in latencies.items() if a not in pushed),
+        },
         articles_written=len(accepted),
         articles_updated=len(request.update_targets),
         duplicates_dropped_at_commit=dropped,

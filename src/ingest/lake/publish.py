@@ -35,6 +35,7 @@ from ingest.lake.write import (
 )
 from ingest.state import write_feed_states
 from ingest.store import Store
+from ingest.websub.inbox import Inbox
 
 
 class Publication:
@@ -50,6 +51,7 @@ class Publication:
         self._commit_rejects(request)
         self._commit_updates(request)
         write_feed_states(self.store, request.feed_states)
+        Inbox(self.store).consume(request.inbox)  # only now: these articles are committed
         self.store.put_bytes(
             report_key(request.run_key, committed.report),
             json.dumps(committed.report, indent=2, sort_keys=True).encode(),
@@ -170,8 +172,9 @@ class Publication:
 
 def _merge_updates(target: pa.Schema) -> dict[str, str]:
     """SET clauses of the update MERGE: the new version's columns, except the article's
-    identity and first source; `sources` grows, `revision` counts up."""
+    identity, first source and first arrival; `sources` grows, `revision` counts up."""
     keep_target = {"article_id", "source", "feed_url", "sources", "revision", "revised_at"}
+    keep_target |= {"arrival", "first_seen_at"}  # how and when the article first came
     updates = {
         f.name: f"s.{f.name}" for f in target if f.name != PARTITION and f.name not in keep_target
     }

@@ -33,6 +33,10 @@ class CommitRequest:
     # Articles updated at their source: article id -> ingest date of the row to update
     # (their new rows are the parts of kind UPDATES)
     update_targets: dict[str, str] = field(default_factory=dict)
+    # Inbox items this run read (ingest.websub.inbox): consumed by its publication
+    inbox: list[str] = field(default_factory=list)
+    # Articles that arrived by push (the others by poll): the freshness split
+    pushed: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -110,6 +110,47 @@ class HttpClient:
             deadline.release()
             self._watchdog.untrack(deadline)
 
+    def post_form(
+        self, url: str, fields: dict[str, str], max_bytes: int = 65_536
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One form POST (a WebSub hub request): the address guard and one deadline as for
+        a GET, no redirects followed, no retries (the caller tries again later), the answer's
+        body read up to `max_bytes`. Raises FetchError when no answer came."""
+        deadline = Deadline(self.settings.total_timeout)
+        self._watchdog.track(deadline)
+        try:
+            with running(deadline):
+                self._check_stopping(url)
+                checked_host(url)
+                timeout = Timeout(
+                    connect=min(self.settings.connect_timeout, deadline.remaining()),
+                    read=min(self.settings.read_timeout, deadline.remaining()),
+                )
+                try:
+                    resp = self._pool.request(
+                        "POST",
+                        url,
+                        fields=fields,
+                        encode_multipart=False,
+                        headers=self._headers_sent({}),
+                        timeout=timeout,
+                        redirect=False,
+                        preload_content=False,
+                    )
+                except MaxRetryError as exc:
+                    raise _transport_error(url, exc.reason) from None
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise _transport_error(url, exc) from None
+                try:
+                    hdrs = {k.lower(): v for k, v in resp.headers.items()}
+                    body = self._read_body(resp, max_bytes, deadline, url)
+                finally:
+                    resp.release_conn()
+                return resp.status, hdrs, body
+        finally:
+            deadline.release()
+            self._watchdog.untrack(deadline)
+
     def _fetch(
         self,
         url: str,

@@ -28,7 +28,10 @@ from ingest.run.progress import Progress
 from ingest.run.select import CommittedKeys, select
 from ingest.run.sinks import Sinks
 from ingest.sources import PollResult, parse_source, poll
+from ingest.sources.model import FeedEntry
+from ingest.sources.poll import parse_response
 from ingest.state import as_dict, load_feed_states, state_for
+from ingest.websub.inbox import Inbox, Notification
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +40,19 @@ MAX_POLL_THREADS = 8
 
 class Crawl:
     def __init__(
-        self, ctx: RunContext, feeds: list[Feed], report: RunReport, poll_all: bool = False
+        self,
+        ctx: RunContext,
+        feeds: list[Feed],
+        report: RunReport,
+        poll_all: bool = False,
+        all_feeds: list[Feed] | None = None,
     ) -> None:
         self.ctx = ctx
         self.feeds = feeds
         self.report = report
         self.poll_all = poll_all  # poll every enabled source, due or not
+        self.feeds_everywhere = all_feeds if all_feeds is not None else feeds  # every shard's
+        self.inbox_keys: list[str] = []
 
     def run(self, committed: CommittedKeys) -> CommitRequest:
         settings = self.ctx.settings
@@ -67,12 +77,38 @@ class Crawl:
         sinks = Sinks(self.ctx)
         ledger = self._ledger()
         pages = PageStage(self.ctx, client, extractor, sinks, ledger, committed)
-        due = self._due(ledger)
+        inbox = self._drain(ledger)
+        due = self._due(ledger, thin={n.source for n in inbox if not n.body})
         self.report.feeds_total = len(self.feeds)
         self.report.feeds_disabled = sum(1 for f in self.feeds if not f.enabled)
         self.report.feeds_not_due = sum(f.enabled for f in self.feeds) - len(due)
-        self._poll_and_fetch(due, pages, sinks, ledger, client, extractor)
-        return self._commit_request(ledger, sinks, client)
+        fat = [n for n in inbox if n.body]
+        self._poll_and_fetch(due, fat, pages, sinks, ledger, client, extractor)
+        request = self._commit_request(ledger, sinks, client)
+        request.inbox = self.inbox_keys
+        return request
+
+    def _drain(self, ledger: Ledger) -> list[Notification]:
+        """The inbox's waiting notifications for this shard's sources (all of them read,
+        and consumed by this run's commit). One for a source this run does not know (removed
+        from the feeds file, disabled, another shard's) is left for its owner, or counted
+        and consumed when no feed of that name exists."""
+        self.inbox_keys: list[str] = []
+        if not self.ctx.settings.drain_inbox:
+            return []
+        known = {f.name for f in self.feeds_everywhere}
+        mine: list[Notification] = []
+        for key, note in Inbox(self.ctx.store).pending():
+            source = ledger.sources.get(note.source)
+            if source is not None and source.feed.enabled:
+                mine.append(note)
+            elif note.source in known:
+                continue  # another shard's, or a disabled source's (kept until enabled)
+            else:
+                ledger.skips["push_unknown_source"] += 1
+            self.inbox_keys.append(key)
+        self.report.notifications = len(mine)
+        return mine
 
     def _ledger(self) -> Ledger:
         states = load_feed_states(self.ctx.store)
@@ -87,6 +123,7 @@ class Crawl:
     def _poll_and_fetch(
         self,
         due: list[SourceRun],
+        pushed: list[Notification],
         pages: PageStage,
         sinks: Sinks,
         ledger: Ledger,
@@ -105,18 +142,36 @@ class Crawl:
             finally:
                 progress.step()
 
+        def read_push(note: Notification) -> PollResult:
+            feed = ledger.sources[note.source].feed
+            return parse_response(client, feed, note.body, note.topic, note.content_type, parse)
+
         fetchers = ThreadPoolExecutor(settings.fetch_concurrency, "fetch")
         pollers = ThreadPoolExecutor(min(MAX_POLL_THREADS, max(1, len(self.feeds))), "poll")
         try:
-            polls = {pollers.submit(poll, client, s.feed, s.state, parse): s for s in due}
+            # notifications first: an entry both pushed and polled counts as pushed
+            reads: dict[Future[PollResult], tuple[SourceRun, Notification | None]] = {
+                pollers.submit(read_push, n): (ledger.sources[n.source], n) for n in pushed
+            }
+            reads |= {pollers.submit(poll, client, s.feed, s.state, parse): (s, None) for s in due}
             page_futures: list[Future[None]] = []
-            for future in as_completed(polls):
-                source = polls[future]
-                source.poll = future.result()
-                self._account_poll(source, sinks, ledger)
+            for future in as_completed(reads):
+                source, note = reads[future]
+                result = future.result()
+                if note is None:
+                    source.poll = result
+                    self._account_poll(source, sinks, ledger)
+                    entries = _seen(result.entries, "poll", datetime.now(UTC))
+                elif result.status != "ok":
+                    ledger.skips["push_unreadable"] += 1
+                    name = source.feed.name
+                    log.warning("notification for %s is unreadable: %s", name, result.error)
+                    continue
+                else:
+                    entries = _seen(result.entries, "push", note.received)
                 todo = select(
                     source,
-                    source.poll.entries,
+                    entries,
                     pages.committed,
                     ledger,
                     started=self.ctx.started,
@@ -139,14 +194,24 @@ class Crawl:
             fetchers.shutdown(wait=True, cancel_futures=True)
             progress.close()
 
-    def _due(self, ledger: Ledger) -> list[SourceRun]:
+    def _due(self, ledger: Ledger, thin: set[str]) -> list[SourceRun]:
+        """Sources to poll: the due ones (all with `poll_all`), and those a thin ping named;
+        with `push_only`, only the latter."""
         bounds = self.ctx.settings.poll_bounds()
+        push_only = self.ctx.settings.push_only
         return [
             source
             for source in ledger.sources.values()
             if source.feed.enabled
             and (
-                self.poll_all or polling.is_due(source.state.next_due_at, self.ctx.started, bounds)
+                source.feed.name in thin
+                or (
+                    not push_only
+                    and (
+                        self.poll_all
+                        or polling.is_due(source.state.next_due_at, self.ctx.started, bounds)
+                    )
+                )
             )
         ]
 
@@ -221,6 +286,14 @@ class Crawl:
             report=report.to_dict(),
             index_dates=sorted(ledger.index_dates),
             published_at=ledger.published_at,
+            pushed=sorted(ledger.pushed),
             sources=ledger.sources_of_articles(),
             update_targets=ledger.update_targets,
         )
+
+
+def _seen(entries: list[FeedEntry], arrival: str, at: datetime) -> list[FeedEntry]:
+    """The entries marked with how and when they reached us."""
+    for entry in entries:
+        entry.arrival, entry.first_seen_at = arrival, at
+    return entries

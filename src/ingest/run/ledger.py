@@ -50,6 +50,8 @@ class SourceRun:
             rechecks_unchanged=self.rechecks_unchanged,
             rechecks_deferred=self.rechecks_deferred,
             backlog_cursor=self.backlog_cursor,
+            hubs=tuple(result.hubs),
+            topic=result.topic,
         )
 
 
@@ -70,6 +72,7 @@ class Ledger:
     rejects: Counter[str] = field(default_factory=Counter)
     pages_fetched: int = 0
     articles_extracted: int = 0
+    pushed: set[str] = field(default_factory=set)  # article ids that arrived by push
 
     def transient_failure(self, key: str, feed_name: str) -> None:
         """A link that may succeed later: every source that listed it must see it again

@@ -157,6 +157,8 @@ def route(
     ledger.article_ids.add(aid)
     if row["published_at"] is not None:
         ledger.published_at[aid] = row["published_at"].timestamp()
+    if row.get("arrival") == "push":
+        ledger.pushed.add(aid)
     ledger.index_dates.add(index_date(row).isoformat())
     source.new_articles += 1
     return "article"

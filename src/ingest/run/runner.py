@@ -14,6 +14,7 @@ from ingest.run.context import RunContext
 from ingest.run.crawl import Crawl
 from ingest.run.shards import commit_run, previous_report, shard_key
 from ingest.store import Store
+from ingest.websub.sync import sync_subscriptions
 
 
 class Run:
@@ -27,7 +28,10 @@ class Run:
         run_id: str | None = None,
         shard: int = 0,
         poll_all: bool = False,
+        all_feeds: list[Feed] | None = None,
     ) -> None:
+        """`all_feeds`: every shard's feeds (default `feeds`), so a shard leaves the inbox
+        notifications of the others' sources alone."""
         self.ctx = RunContext.new(store, settings, run_id, shard)
         self.store = store
         self.run_id = self.ctx.run_id
@@ -37,16 +41,18 @@ class Run:
         self.report = RunReport(
             run_id=self.run_id, store=store.uri, started_at=self.ctx.started.isoformat()
         )
-        self.crawl = Crawl(self.ctx, feeds, self.report, poll_all=poll_all)
+        self.crawl = Crawl(self.ctx, feeds, self.report, poll_all=poll_all, all_feeds=all_feeds)
 
     def execute(self) -> RunReport:
         """Stage and commit in one go (the `ingest run` command)."""
         try:
             if self.stage(hold_lease=True) is None:
                 return previous_report(self.store, self.run_key)
-            return commit_run(self.store, self.run_id, shards=1)
+            report = commit_run(self.store, self.run_id, shards=1)
         finally:
             self.lease.release()  # also when the run failed: the next one need not wait
+        sync_subscriptions(self.store, self.crawl.feeds_everywhere, self.ctx.settings)
+        return report
 
     def stage(self, hold_lease: bool = False) -> RunReport | None:
         """Fetch, extract and write this shard's parts to staging; None if the run is

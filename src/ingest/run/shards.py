@@ -93,6 +93,8 @@ def commit_run(store: Store, run_id: str, shards: int) -> RunReport:
         published_at={k: v for r in requests for k, v in r.published_at.items()},
         sources=_merged_sources(requests),
         update_targets={k: v for r in requests for k, v in r.update_targets.items()},
+        inbox=sorted({k for r in requests for k in r.inbox}),
+        pushed=sorted({a for r in requests for a in r.pushed}),
     )
     result = lake.commit(merged)
     release_if_held(store, key)

@@ -21,6 +21,7 @@ from ingest.net import FetchError
 from ingest.sources.dates import entry_cap, newest_first, parse_datetime
 from ingest.sources.markup import plain_text
 from ingest.sources.model import FeedEntry, PollResult
+from ingest.websub.discovery import from_json_feed
 
 VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
 MAX_JSON_DEPTH = 50
@@ -110,8 +111,16 @@ def parse_json_feed(body: bytes, feed: Feed, final_url: str, content_type: str) 
     entries = [_entry(item, base, defaults) for item in objects]
     kept, dropped = newest_first(entries, entry_cap(feed))
     malformed = f"{skipped} item(s) are not JSON objects" if skipped else None
+    push = from_json_feed(doc, final_url)
     return PollResult(
-        feed, "ok", entries=kept, kind="json", malformed=malformed, entries_dropped=dropped
+        feed,
+        "ok",
+        entries=kept,
+        kind="json",
+        malformed=malformed,
+        entries_dropped=dropped,
+        hubs=push.hubs,
+        topic=push.topic,
     )
 
 

@@ -40,6 +40,8 @@ class FeedEntry:
     categories: list[str] = field(default_factory=list)
     language: str | None = None
     site_name: str | None = None  # the publication's name, when the source says it
+    arrival: str = "poll"  # how the entry reached us: poll, or push (a WebSub notification)
+    first_seen_at: datetime | None = None  # when the poll or the notification brought it
 
     def __post_init__(self) -> None:
         # every kind of source alike: the link is kept as it will be requested
@@ -75,6 +77,10 @@ class PollResult:
     entries_dropped: int = 0  # beyond max_entries (or MAX_SOURCE_ENTRIES); the oldest go
     # an index's children by outcome: fetched, failed, nested_index, over_limit, too_old…
     sitemap_counts: dict[str, int] = field(default_factory=dict)
+    # WebSub (ingest.websub.discovery): the source's hubs and topic URL, from its Link
+    # headers, else from the document
+    hubs: list[str] = field(default_factory=list)
+    topic: str | None = None
 
 
 # A source module's parser: (body, feed, final URL, content type) -> PollResult. Top-level

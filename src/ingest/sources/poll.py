@@ -15,6 +15,7 @@ from ingest.sources.detect import parse_source
 from ingest.sources.model import Parser, PollResult
 from ingest.sources.sitemap import MAX_CHILD_SITEMAPS, follow_index
 from ingest.state import FeedState
+from ingest.websub.discovery import Discovered, from_link_header
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ def poll(
     result.etag = resp.headers.get("etag")
     result.last_modified = resp.headers.get("last-modified")
     result.bytes = len(resp.body)
+    if result.status == "ok":  # WebSub: the Link headers take precedence over the document
+        header = from_link_header(resp.headers.get("link"), resp.final_url)
+        push = header.merged_over(Discovered(result.hubs, result.topic))
+        result.hubs, result.topic = push.hubs, push.topic
     hints = [h for h in (body_hint(resp.body), header_hint(resp.headers)) if h is not None]
     result.hint_seconds = max(hints) if hints else None
     if result.status == "ok" and result.kind == "sitemapindex":

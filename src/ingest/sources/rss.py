@@ -10,6 +10,7 @@ from ingest.net import FetchError
 from ingest.sources.dates import from_struct
 from ingest.sources.markup import plain_text
 from ingest.sources.model import FeedEntry, PollResult
+from ingest.websub.discovery import from_links
 
 
 def parse_rss(body: bytes, feed: Feed, final_url: str, content_type: str) -> PollResult:
@@ -64,4 +65,8 @@ def parse_rss(body: bytes, feed: Feed, final_url: str, content_type: str) -> Pol
                 language=raw.get("language") or language,
             )
         )
-    return PollResult(feed, "ok", entries=entries, malformed=malformed)
+    links = [(link.get("rel"), link.get("href")) for link in parsed.feed.get("links", ())]
+    push = from_links(links, final_url)
+    return PollResult(
+        feed, "ok", entries=entries, malformed=malformed, hubs=push.hubs, topic=push.topic
+    )
