@@ -10,6 +10,7 @@ from typing import Any
 
 from ingest.state import FeedState, read_feed_states
 from ingest.store import Store
+from ingest.websub.subscriptions import Status, describe
 
 ERROR_COLUMN_CHARS = 80
 
@@ -233,3 +234,27 @@ def run_health(
         max_failed_percent=max_failed_percent,
         max_stale=max_stale,
     )
+
+
+def render_push(states: dict[str, FeedState], subscriptions: list[Status], inbox: int) -> str:
+    """WebSub at a glance: each source that announces a hub or is subscribed, with the
+    subscription's state and lease, and the inbox's depth. Empty when nothing uses push."""
+    by_source = describe(subscriptions)
+    names = sorted({n for n, s in states.items() if s.websub_hub} | set(by_source))
+    if not names and not inbox:
+        return ""
+    lines = [f"{'push (WebSub)':<24} {'state':<13} {'lease ends':<25} hub"]
+    for name in names:
+        sub = by_source.get(name)
+        state = states.get(name)
+        hub = sub["hub"] if sub else (state.websub_hub if state else "")
+        shown = sub["state"] if sub else "not subscribed"
+        ends = (sub or {}).get("expires_at") or "-"
+        error = (
+            f"  ({clip_words(sub['last_error'], ERROR_COLUMN_CHARS)})"
+            if sub and sub["last_error"]
+            else ""
+        )
+        lines.append(f"{name:<24} {shown:<13} {ends[:25]:<25} {hub}{error}")
+    lines.append(f"inbox: {inbox} notification(s) waiting")
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ from email.utils import format_datetime
 import pyarrow as pa
 import pytest
 
+from ingest.cli.main import main
 from ingest.config import Feed, Settings
 from ingest.lake import read_committed
 from ingest.run import Run, commit_run, run
@@ -95,7 +96,7 @@ def subscribe(store: Store, site: Site, receiver_url: str) -> list[Feed]:
     return feeds
 
 
-def test_discovered_hub_subscription_push_and_exactly_once_ingest(tmp_path, site) -> None:
+def test_discovered_hub_subscription_push_and_exactly_once_ingest(tmp_path, site, capsys) -> None:
     store = LocalStore(tmp_path / "lake")
     with running_receiver(store) as (url, _app):
         feeds = subscribe(store, site, url)
@@ -109,6 +110,10 @@ def test_discovered_hub_subscription_push_and_exactly_once_ingest(tmp_path, site
         assert site.hub.active(site.topic), site.hub.verifications
         polled = rows(store)
         assert [r["arrival"] for r in polled.values()] == ["poll"]
+        assert main(["status", "--store", str(store.root)]) == 0
+        shown = capsys.readouterr().out
+        assert "push (WebSub)" in shown and site.hub.url in shown
+        assert "active" in shown and status.subscription.secret not in shown
 
         new_link = site.add_story(1)
         before = datetime.now(UTC)

@@ -175,9 +175,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Read-only: a damaged state file is reported as a problem, not repaired (the next
     run keeps it aside and starts those feeds afresh)."""
-    from ingest.health import feed_health, has_problems, render_table
+    from ingest.health import feed_health, has_problems, render_push, render_table
     from ingest.lake.tables import require_store
     from ingest.state import FEEDS, read_feed_states
+    from ingest.websub.inbox import Inbox
+    from ingest.websub.subscriptions import SubscriptionStore
 
     names = [f.name for f in load_feeds(args.feeds)] if args.feeds else None
     store = open_store(args.store)
@@ -185,6 +187,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = read_feed_states(store)
     rows = feed_health(store, timedelta(hours=args.stale_hours), feeds=names, states=state.states)
     print(render_table(rows, show_all=args.all))
+    push = render_push(state.states, SubscriptionStore(store).all(), Inbox(store).depth())
+    if push:
+        print(push)
     if state.problem is not None:
         print(one_line(f"{FEEDS} is corrupt: {state.problem}"))
     problems = has_problems(rows) or state.problem is not None
