@@ -51,6 +51,10 @@ Metrics (name, type, labels; every label set includes `store`):
     newsflow_run_publication_to_commit_seconds      summary  store, quantile
         Commit time minus published_at over the articles written that have a
         publication time: quantile 0.5, 0.9 and 1 (the maximum), with _count and _sum.
+    newsflow_run_publication_to_commit_by_arrival_seconds  summary  store, arrival, quantile
+        The same, for the articles that arrived by push (WebSub) and by poll apart.
+    newsflow_run_notifications                      gauge    store
+        WebSub notifications the run read from the inbox.
 
 A committed run with nothing new still exports every unlabelled series (at 0), so an
 alert on absence means "no run wrote this file", never "a quiet run". The per-reason
@@ -228,6 +232,13 @@ def run_metrics(
                 rejects,
             ),
             _latency(store, data.get("freshness_seconds") or {}),
+            _latency_by_arrival(store, data.get("freshness_by_arrival") or {}),
+            _gauge(
+                "notifications",
+                "WebSub notifications the run read from the inbox.",
+                store,
+                data.get("notifications") or 0,
+            ),
         ]
     )
 
@@ -249,6 +260,28 @@ def _latency(store: str, fresh: Mapping[str, Any]) -> Metric:
         )
         latency.samples.append(sample)
     latency.add_metric([store], fresh.get("count") or 0, fresh.get("sum") or 0.0)
+    return latency
+
+
+def _latency_by_arrival(store: str, by_arrival: Mapping[str, Any]) -> Metric:
+    """The same summary split by how the articles arrived (push: WebSub; poll)."""
+    from prometheus_client.core import SummaryMetricFamily
+    from prometheus_client.samples import Sample
+
+    latency = SummaryMetricFamily(
+        PREFIX + "publication_to_commit_by_arrival_seconds",
+        "Publication-to-commit seconds of the articles written, by arrival (push or poll).",
+        labels=["store", "arrival"],
+    )
+    for arrival in ("push", "poll"):
+        fresh = by_arrival.get(arrival) or {}
+        for q, key in QUANTILES:
+            value = fresh.get(key)
+            labels = {"store": store, "arrival": arrival, "quantile": q}
+            latency.samples.append(
+                Sample(latency.name, labels, math.nan if value is None else value)
+            )
+        latency.add_metric([store, arrival], fresh.get("count") or 0, fresh.get("sum") or 0.0)
     return latency
 
 

@@ -45,8 +45,11 @@ GAUGES = {
     "newsflow_run_articles_written",
     "newsflow_run_articles_dropped_at_commit",
     "newsflow_run_received_bytes",
+    "newsflow_run_notifications",
 }
 SUMMARY = "newsflow_run_publication_to_commit_seconds"
+BY_ARRIVAL = "newsflow_run_publication_to_commit_by_arrival_seconds"
+SUMMARIES = {SUMMARY, BY_ARRIVAL}
 
 
 def committed_report(store: str = "s3://news/lake", latencies: list[float] | None = None) -> dict:
@@ -78,6 +81,12 @@ def committed_report(store: str = "s3://news/lake", latencies: list[float] | Non
     )
     if latencies is not None:
         data["freshness_seconds"] = freshness(latencies)
+        # the first two arrived by push
+        data["freshness_by_arrival"] = {
+            "push": freshness(latencies[:2]),
+            "poll": freshness(latencies[2:]),
+        }
+        data["notifications"] = 2
     return data
 
 
@@ -139,8 +148,23 @@ def test_every_series_reads_back_with_its_exact_value(tmp_path: Path) -> None:
         key(SUMMARY, quantile="1"): 7200,
         key(SUMMARY + "_count"): 7,
         key(SUMMARY + "_sum"): 8145,
+        key("newsflow_run_notifications"): 2,
+        # push: 30 and 600; poll: 60, 7200, 120, 90, 45
+        key(BY_ARRIVAL, arrival="push", quantile="0.5"): 30,
+        key(BY_ARRIVAL, arrival="push", quantile="0.9"): 600,
+        key(BY_ARRIVAL, arrival="push", quantile="1"): 600,
+        key(BY_ARRIVAL + "_count", arrival="push"): 2,
+        key(BY_ARRIVAL + "_sum", arrival="push"): 630,
+        key(BY_ARRIVAL, arrival="poll", quantile="0.5"): 90,
+        key(BY_ARRIVAL, arrival="poll", quantile="0.9"): 7200,
+        key(BY_ARRIVAL, arrival="poll", quantile="1"): 7200,
+        key(BY_ARRIVAL + "_count", arrival="poll"): 5,
+        key(BY_ARRIVAL + "_sum", arrival="poll"): 7515,
     }
-    assert families(path) == {**dict.fromkeys(GAUGES, "gauge"), SUMMARY: "summary"}
+    assert families(path) == {
+        **dict.fromkeys(GAUGES, "gauge"),
+        **dict.fromkeys(SUMMARIES, "summary"),
+    }
 
 
 def test_a_run_report_and_its_dict_export_the_same(tmp_path: Path) -> None:
@@ -164,7 +188,7 @@ def test_a_quiet_run_exports_every_metric_at_zero(tmp_path: Path) -> None:
     path = export(tmp_path, data)
     got = read_back(path)
 
-    assert set(families(path)) == GAUGES | {SUMMARY}
+    assert set(families(path)) == GAUGES | SUMMARIES
     unlabelled = GAUGES - {
         "newsflow_run_feeds",
         "newsflow_run_skips",
