@@ -171,13 +171,18 @@ def news_ingest() -> None:
     def commit(
         shards: list[dict[str, Any]], run_id: str | None = None, ti: Any = None
     ) -> dict[str, Any]:
+        from ingest.config import load_feeds
         from ingest.run import commit_run
+        from ingest.websub.sync import sync_subscriptions
 
         count = shards[0]["count"] if shards else 0
         if count == 0:
             raise AirflowSkipException("no feeds to ingest")
         with nf.engine_errors():
-            report = commit_run(nf.store(), run_id, shards=count)
+            store = nf.store()
+            report = commit_run(store, run_id, shards=count)
+            # WebSub: subscribe, renew, unsubscribe (a no-op without INGEST_WEBSUB_CALLBACK)
+            sync_subscriptions(store, load_feeds(nf.feeds_file()), nf.engine_settings())
         for line in report.summary().splitlines():
             log.info("%s", line)
         counters = report.counters()
@@ -191,16 +196,7 @@ def news_ingest() -> None:
         "updated articles; skipped otherwise (no index rebuild needed).",
     )
     def announce(report: dict[str, Any], outlet_events: Any = None) -> list[str]:
-        from ingest.report import RunReport
-
-        if not report.get("articles_written") and not report.get("articles_updated"):
-            raise AirflowSkipException("no new or updated articles: no asset event")
-        outlet_events[nf.ARTICLES].extra = {
-            "dates": report["dates_touched"],
-            "run_id": report["run_id"],
-            "articles": report["articles_written"],
-            "counters": RunReport.from_dict(report).counters(),
-        }
+        outlet_events[nf.ARTICLES].extra = nf.articles_event(report)
         return report["dates_touched"]
 
     @task(

@@ -175,6 +175,8 @@ class LocalHub:
                 return resp.status
         except urllib.error.HTTPError as exc:
             return exc.code
+        except OSError:
+            return 0  # the subscriber is down: a real hub would retry later
 
 
 def _answer(req: BaseHTTPRequestHandler, status: int, body: bytes) -> None:

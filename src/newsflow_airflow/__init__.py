@@ -3,6 +3,7 @@ never imports Airflow): settings (the store, the feeds file, S3 credentials), th
 the task callbacks, the DAG defaults and the engine's settings in a task. DAG files
 import it as `nf`."""
 
+from newsflow_airflow.announce import articles_event
 from newsflow_airflow.assets import ARTICLES, INDEX
 from newsflow_airflow.callbacks import emit_metrics, engine_errors, on_failure, task_fields
 from newsflow_airflow.defaults import default_args
@@ -21,6 +22,7 @@ __all__ = [
     "ARTICLES",
     "DEFAULT_STORE",
     "INDEX",
+    "articles_event",
     "default_args",
     "emit_metrics",
     "engine_errors",

@@ -4,9 +4,7 @@ test hub, the real receiver (uvicorn), a real store, and `ingest run` draining t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import pyarrow as pa
 import pytest
@@ -19,9 +17,9 @@ from ingest.state import load_feed_states
 from ingest.store import LocalStore, Store
 from ingest.websub.inbox import INBOX, Inbox
 from ingest.websub.subscriptions import SubscriptionStore, callback_url
-from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs
+from newsflow_dev.loopback import FixtureServer
 from newsflow_dev.websub_hub import LocalHub
-from tests.helpers.websub import running_receiver
+from tests.helpers.websub import Site, running_receiver
 
 
 def settings(**kw: object) -> Settings:
@@ -35,43 +33,6 @@ def settings(**kw: object) -> Settings:
     }
     base.update(kw)
     return Settings.from_env({}, **base)
-
-
-@dataclass
-class Site:
-    """A publisher whose RSS feed announces the hub (atom:link rel=hub and rel=self)."""
-
-    srv: FixtureServer
-    hub: LocalHub
-    stories: list[str] = field(default_factory=list)
-    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
-
-    @property
-    def topic(self) -> str:
-        return self.srv.url("/feed.xml")
-
-    def add_story(self, n: int) -> str:
-        path = f"/news/story-{n}"
-        html = article_html(f"Story number {n}", paragraphs(120 + n))
-        self.srv.add(path, Route(html.encode()))
-        self.stories.append(path)
-        self.srv.add("/feed.xml", Route(self.feed(), content_type="application/rss+xml"))
-        return self.srv.url(path)
-
-    def feed(self) -> bytes:
-        """The same bytes until a story is added (a hub's repeat is a replay)."""
-        now = self.now
-        items = "".join(
-            f"<item><title>Story {i}</title><link>{self.srv.url(p)}</link>"
-            f"<pubDate>{format_datetime(now - timedelta(minutes=i), usegmt=True)}</pubDate></item>"
-            for i, p in enumerate(reversed(self.stories))
-        )
-        return (
-            '<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">'
-            f"<channel><title>Pub</title><link>{self.srv.url('/')}</link>"
-            f'<atom:link rel="hub" href="{self.hub.url}"/>'
-            f'<atom:link rel="self" href="{self.topic}"/>{items}</channel></rss>'
-        ).encode()
 
 
 @pytest.fixture

@@ -71,7 +71,8 @@ def test_dag_integrity(airflow_home: dict[str, str]) -> None:
     )
     assert got["errors"] == {}
     assert set(got["dags"]) == {
-        "news_ingest", "news_daily_index", "news_maintenance", "news_reextract"}  # fmt: skip
+        "news_ingest", "news_daily_index", "news_maintenance", "news_reextract",
+        "news_push"}  # fmt: skip
     assert got["seconds"] < 30
     for dag_id, dag in got["dags"].items():
         assert "newsflow" in dag["tags"] and dag["doc"] and dag["description"], dag_id

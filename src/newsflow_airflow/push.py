@@ -1,0 +1,34 @@
+"""Event-driven runs: the inbox asset and the watcher that turns a doorbell ring into an
+asset event (Airflow's own event-driven scheduling, `AssetWatcher` + `MessageQueueTrigger`).
+
+The receiver (`ingest receive --doorbell redis://…`) publishes one message on the Redis
+channel NEWSFLOW_DOORBELL_CHANNEL (default `newsflow-inbox`) per accepted notification,
+after it is in the inbox. The triggerer listens through the Redis Connection
+NEWSFLOW_DOORBELL_CONN_ID (default `newsflow_doorbell`, e.g.
+AIRFLOW_CONN_NEWSFLOW_DOORBELL=redis://127.0.0.1:6379/0; pub/sub channels ignore the db).
+Kept apart from the other glue: only news_push pays for importing the providers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import Asset, AssetWatcher
+
+from newsflow_airflow.settings import store_uri
+
+CHANNEL = os.environ.get("NEWSFLOW_DOORBELL_CHANNEL", "newsflow-inbox")
+CONN_ID = os.environ.get("NEWSFLOW_DOORBELL_CONN_ID", "newsflow_doorbell")
+# The Redis trigger looks for a message, then sleeps this long when there was none: the
+# latency it adds to a ring (a second of Redis GETs per triggerer is cheap).
+POLL_SECONDS = float(os.environ.get("NEWSFLOW_DOORBELL_POLL_SECONDS", "1"))
+
+DOORBELL = MessageQueueTrigger(
+    scheme="redis+pubsub", channels=[CHANNEL], redis_conn_id=CONN_ID, poll_interval=POLL_SECONDS
+)
+INBOX = Asset(
+    name="newsflow_inbox",
+    uri=f"{store_uri()}/_inbox/",
+    watchers=[AssetWatcher(name="newsflow_doorbell", trigger=DOORBELL)],
+)
