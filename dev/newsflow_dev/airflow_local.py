@@ -22,6 +22,7 @@ from pathlib import Path
 
 from newsflow_dev.demo_site import serve_site, write_feeds_file
 from newsflow_dev.embedded_s3 import EmbeddedS3
+from newsflow_dev.services import Receiver, redis_server
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: dev/newsflow_dev/ is two levels down
 BUCKET = "newsflow"
@@ -90,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.home)
     args.home.mkdir(parents=True, exist_ok=True)
 
-    with EmbeddedS3(data_dir=args.home / "s3") as s3, serve_site(port=args.site_port) as site:
+    with (
+        EmbeddedS3(data_dir=args.home / "s3") as s3,
+        serve_site(port=args.site_port) as site,
+        contextlib.ExitStack() as push,
+    ):
         client = s3.client()
         if BUCKET not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
             client.create_bucket(Bucket=BUCKET)
@@ -108,12 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
             "INGEST_WORKERS": "1",
         })  # fmt: skip
+        receiver = _push(push, env, s3.env(), args.home)
         proc = start_standalone(env, args.home / "standalone.log")
         print(f"demo site   {site}  (feeds: {feeds})")
         print(f"S3          {s3.endpoint_url}  bucket {BUCKET}, store s3://{BUCKET}/lake")
         exports = " ".join(f"{k}={v}" for k, v in s3.env().items())
         print(f"CLI         export {exports}")
         print(f"            .venv/bin/ingest status --store s3://{BUCKET}/lake --all")
+        print(f"receiver    {receiver or 'not started: install redis-server for news_push'}")
         print(f"Airflow UI  http://127.0.0.1:{args.port}  (log: {args.home / 'standalone.log'})")
         passwords = args.home / "simple_auth_manager_passwords.json.generated"
         try:
@@ -132,6 +139,22 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         finally:
             stop(proc)
+
+
+def _push(stack: contextlib.ExitStack, env: dict[str, str], s3_env: dict[str, str],
+          home: Path) -> str | None:  # fmt: skip
+    """Redis and `ingest receive` for news_push, when redis-server is installed: the
+    doorbell Connection and the callback URL go into `env`. Returns the receiver's URL."""
+    if not shutil.which("redis-server"):
+        return None
+    redis_url = stack.enter_context(redis_server())
+    receiver = Receiver(f"s3://{BUCKET}/lake", redis_url, {**os.environ, **s3_env},
+                        home / "receiver.log")  # fmt: skip
+    receiver.start()
+    stack.callback(receiver.stop)
+    env["AIRFLOW_CONN_NEWSFLOW_DOORBELL"] = redis_url
+    env["INGEST_WEBSUB_CALLBACK"] = receiver.url
+    return receiver.url
 
 
 def session_processes(session: int) -> list[int]:

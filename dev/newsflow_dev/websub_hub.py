@@ -24,9 +24,11 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler
 
-from newsflow_dev.loopback import FixtureServer
+from newsflow_dev.loopback import FixtureServer, Route, article_html, paragraphs
 
 
 @dataclass
@@ -193,3 +195,39 @@ def _get(url: str) -> int:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+@dataclass
+class Site:
+    """A publisher whose RSS feed announces the hub (atom:link rel=hub and rel=self);
+    `hub=None`: a publisher without one. Each story is dated when it is added."""
+
+    srv: FixtureServer
+    hub: LocalHub | None
+    stories: list[tuple[str, datetime]] = field(default_factory=list)
+
+    @property
+    def topic(self) -> str:
+        return self.srv.url("/feed.xml")
+
+    def add_story(self, n: int) -> str:
+        path = f"/news/story-{n}"
+        html = article_html(f"Story number {n}", paragraphs(120 + n))
+        self.srv.add(path, Route(html.encode()))
+        self.stories.append((path, datetime.now(UTC).replace(microsecond=0)))
+        self.srv.add("/feed.xml", Route(self.feed(), content_type="application/rss+xml"))
+        return self.srv.url(path)
+
+    def feed(self) -> bytes:
+        """The same bytes until a story is added (a hub's repeat is a replay)."""
+        items = "".join(
+            f"<item><title>Story {path}</title><link>{self.srv.url(path)}</link>"
+            f"<pubDate>{format_datetime(when, usegmt=True)}</pubDate></item>"
+            for path, when in reversed(self.stories)
+        )
+        hub = f'<atom:link rel="hub" href="{self.hub.url}"/>' if self.hub else ""
+        return (
+            '<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">'
+            f"<channel><title>Pub</title><link>{self.srv.url('/')}</link>{hub}"
+            f'<atom:link rel="self" href="{self.topic}"/>{items}</channel></rss>'
+        ).encode()

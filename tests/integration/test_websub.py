@@ -18,8 +18,8 @@ from ingest.store import LocalStore, Store
 from ingest.websub.inbox import INBOX, Inbox
 from ingest.websub.subscriptions import SubscriptionStore, callback_url
 from newsflow_dev.loopback import FixtureServer
-from newsflow_dev.websub_hub import LocalHub
-from tests.helpers.websub import Site, running_receiver
+from newsflow_dev.websub_hub import LocalHub, Site
+from tests.helpers.websub import running_receiver
 
 
 def settings(**kw: object) -> Settings:
@@ -202,3 +202,15 @@ def test_inbox_keys_live_under_the_inbox_prefix(tmp_path, site) -> None:
         site.hub.publish(site.topic, site.feed())
     [(key, _)] = Inbox(store).pending()
     assert key.startswith(INBOX) and store.exists(key)
+
+
+def test_a_notification_for_a_removed_source_is_consumed_and_counted(tmp_path, site) -> None:
+    store = LocalStore(tmp_path / "lake")
+    with running_receiver(store) as (url, _app):
+        subscribe(store, site, url)
+        site.add_story(1)
+        assert site.hub.publish(site.topic, site.feed()) == [202]
+    others = [Feed("other", site.srv.url("/none.xml"), enabled=False)]
+    report = run(store, others, settings(push_only=True))
+    assert report.skips["push_source_gone"] == 1 and report.articles_written == 0
+    assert Inbox(store).pending() == []

@@ -20,8 +20,7 @@ from ingest.websub.inbox import Inbox
 from newsflow_dev.airflow_local import airflow_env
 from newsflow_dev.loopback import FixtureServer
 from newsflow_dev.services import AirflowProcesses, Receiver, free_port, redis_server
-from newsflow_dev.websub_hub import LocalHub
-from tests.helpers.websub import Site
+from newsflow_dev.websub_hub import LocalHub, Site
 
 CHANNEL = "newsflow-inbox"
 

@@ -89,23 +89,23 @@ class Crawl:
         return request
 
     def _drain(self, ledger: Ledger) -> list[Notification]:
-        """The inbox's waiting notifications for this shard's sources (all of them read,
-        and consumed by this run's commit). One for a source this run does not know (removed
-        from the feeds file, disabled, another shard's) is left for its owner, or counted
-        and consumed when no feed of that name exists."""
+        """The inbox's waiting notifications for this shard's sources, to be consumed by
+        this run's commit. Another shard's are left to it; one for a source that is no
+        longer in the feeds file or is disabled is consumed unread and counted (its
+        subscription is being cancelled)."""
         self.inbox_keys: list[str] = []
         if not self.ctx.settings.drain_inbox:
             return []
-        known = {f.name for f in self.feeds_everywhere}
+        live = {f.name for f in self.feeds_everywhere if f.enabled}
         mine: list[Notification] = []
         for key, note in Inbox(self.ctx.store).pending():
             source = ledger.sources.get(note.source)
             if source is not None and source.feed.enabled:
                 mine.append(note)
-            elif note.source in known:
-                continue  # another shard's, or a disabled source's (kept until enabled)
+            elif note.source in live:
+                continue  # another shard's
             else:
-                ledger.skips["push_unknown_source"] += 1
+                ledger.skips["push_source_gone"] += 1
             self.inbox_keys.append(key)
         self.report.notifications = len(mine)
         return mine

@@ -1,0 +1,203 @@
+"""Benchmark: publication to committed-and-readable, push against polling, under the real
+scheduler.
+
+Two publishers on loopback publish a story each at the same random moments over a few
+minutes: `push-site`, whose feed announces a WebSub hub (the test hub of
+newsflow_dev.websub_hub, which delivers signed fat pings to the receiver), and
+`poll-site`, which has none. Everything is the real thing: `ingest receive` with its Redis
+doorbell, and Airflow's scheduler, triggerer, dag-processor and API server as separate
+processes (LocalExecutor) running `news_push` (started by the doorbell's asset events) and
+`news_ingest` (on a cron schedule, both sites in its feeds file; polling the push site
+too, as in production, so the two DAGs contend for the store as they would).
+
+For every story it measures the seconds from the moment it was published (added to the
+feed, and for the push site announced to the hub) to the moment its row could be read
+from the articles table, and prints p50 / p95 / max per site, how each push-site story
+arrived (push or poll), and whether any story is missing or duplicated.
+
+    .venv/bin/python bench/bench_freshness.py [--stories 20] [--minutes 4] [--poll-cron CRON]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from ingest.lake import read_committed
+from ingest.store import open_store
+from newsflow_dev.airflow_local import airflow_env
+from newsflow_dev.loopback import FixtureServer
+from newsflow_dev.services import AirflowProcesses, Receiver, free_port, redis_server
+from newsflow_dev.websub_hub import LocalHub, Site
+
+CHANNEL = "newsflow-inbox"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stories", type=int, default=20, help="stories per site (20)")
+    ap.add_argument("--minutes", type=float, default=4.0, help="publishing window (4)")
+    ap.add_argument("--poll-cron", default="*/2 * * * *", help="news_ingest's schedule")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--json", type=Path, help="write the numbers here")
+    return ap.parse_args(argv)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(values),
+        "p50": round(percentile(values, 0.5), 1) if values else None,
+        "p95": round(percentile(values, 0.95), 1) if values else None,
+        "max": round(max(values), 1) if values else None,
+        "mean": round(statistics.fmean(values), 1) if values else None,
+    }
+
+
+def committed(store_uri: str) -> dict[str, dict]:
+    try:
+        rows = read_committed(open_store(store_uri)).select(["url", "arrival"]).to_pylist()
+    except Exception:
+        return {}
+    return {r["url"]: r for r in rows}
+
+
+def wait_until(what: str, check, timeout: float, airflow: AirflowProcesses) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    raise SystemExit(f"timed out waiting for {what}\n{airflow.log_tail()}")
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    hub = LocalHub()
+    with (
+        redis_server() as redis_url,
+        hub.running(),
+        FixtureServer("127.0.0.3").running() as push_srv,
+        FixtureServer("127.0.0.4").running() as poll_srv,
+    ):
+        push_site, poll_site = Site(push_srv, hub), Site(poll_srv, None)
+        push_site.add_story(0)
+        poll_site.add_story(0)
+        store_uri = f"file://{tmp / 'lake'}"
+        feeds = tmp / "feeds.yaml"
+        feeds.write_text(
+            f"feeds:\n  - name: push-site\n    url: {push_site.topic}\n"
+            f"  - name: poll-site\n    url: {poll_site.topic}\n"
+        )
+        api_port = free_port()
+        env = airflow_env(tmp / "airflow", api_port, {
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "bench-secret",
+            "AIRFLOW_CONN_NEWSFLOW_DOORBELL": redis_url,
+            "NEWSFLOW_STORE_URI": store_uri,
+            "NEWSFLOW_FEEDS_FILE": str(feeds),
+            "NEWSFLOW_INGEST_SCHEDULE": args.poll_cron,
+            "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
+            "INGEST_WORKERS": "1",
+            "INGEST_POLL_MIN_INTERVAL": "0",
+        })  # fmt: skip
+        receiver = Receiver(store_uri, redis_url, env, tmp / "receiver.log")
+        receiver.start()
+        env["INGEST_WEBSUB_CALLBACK"] = receiver.url
+        ingest = str(Path(sys.executable).with_name("ingest"))
+        first = subprocess.run([ingest, "run", "--store", store_uri, "--feeds", str(feeds),
+                                "--no-progress"], env=env, capture_output=True, text=True,
+                               timeout=300)  # fmt: skip
+        if first.returncode != 0:
+            raise SystemExit(first.stderr[-3000:])
+        hub.settle()
+        if not hub.active(push_site.topic):
+            raise SystemExit(f"the push site was not subscribed: {hub.verifications}")
+        airflow = AirflowProcesses(env, tmp / "logs", api_port)
+        airflow.migrate()
+        airflow.start_all()
+        try:
+            for dag in ("news_push", "news_ingest"):
+                wait_until(f"{dag} to be parsed",
+                           lambda d=dag: airflow.cli("dags", "unpause", d).returncode == 0,
+                           180, airflow)  # fmt: skip
+            listening = redis.Redis.from_url(redis_url)
+            subscribed = lambda: listening.pubsub_numsub(CHANNEL)[0][1] > 0  # noqa: E731
+            wait_until("the doorbell watcher", subscribed, 180, airflow)
+            window = args.minutes * 60
+            moments = sorted(rng.uniform(0, window) for _ in range(args.stories))
+            published: dict[str, tuple[str, float]] = {}  # url -> (site, when)
+            start = time.monotonic()
+            for n, at in enumerate(moments, start=1):
+                time.sleep(max(0.0, start + at - time.monotonic()))
+                url = push_site.add_story(n)
+                now = time.monotonic()
+                published[url] = ("push", now)
+                hub.publish(push_site.topic, push_site.feed())
+                published[poll_site.add_story(n)] = ("poll", time.monotonic())
+                print(f"  published story {n} at {now - start:6.1f} s", file=sys.stderr)
+            seen: dict[str, float] = {}
+            arrivals: dict[str, str] = {}
+            deadline = time.monotonic() + 600
+            while len(seen) < len(published) and time.monotonic() < deadline:
+                rows = committed(store_uri)
+                stamp = time.monotonic()
+                for url in published:
+                    if url in rows and url not in seen:
+                        seen[url] = stamp
+                        arrivals[url] = rows[url]["arrival"]
+                time.sleep(1)
+            rows = committed(store_uri)
+        finally:
+            airflow.stop_all()
+            receiver.stop()
+    latency = {site: [seen[u] - t for u, (s, t) in published.items() if s == site and u in seen]
+               for site in ("push", "poll")}  # fmt: skip
+    push_arrivals = [arrivals[u] for u, (s, _) in published.items() if s == "push" and u in seen]
+    return {
+        "stories_per_site": args.stories,
+        "window_minutes": args.minutes,
+        "poll_cron": args.poll_cron,
+        "push_site": summary(latency["push"]),
+        "poll_site": summary(latency["poll"]),
+        "push_site_arrivals": {a: push_arrivals.count(a) for a in sorted(set(push_arrivals))},
+        "missing": sorted(u for u in published if u not in seen),
+        "rows": len(rows),
+        "expected_rows": len(published) + 2,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="newsflow-freshness-") as tmp:
+        result = run(args, Path(tmp))
+    print(f"{'site':<10} {'count':>5} {'p50 s':>7} {'p95 s':>7} {'max s':>7}")
+    for site in ("push_site", "poll_site"):
+        s = result[site]
+        print(f"{site:<10} {s['count']:>5} {s['p50']!s:>7} {s['p95']!s:>7} {s['max']!s:>7}")
+    print(f"push-site arrivals: {result['push_site_arrivals']}; missing: {result['missing']}; "
+          f"rows {result['rows']} of {result['expected_rows']}")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    ok = not result["missing"] and result["rows"] == result["expected_rows"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
