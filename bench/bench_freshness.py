@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,23 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             window = args.minutes * 60
             moments = sorted(rng.uniform(0, window) for _ in range(args.stories))
             published: dict[str, tuple[str, float]] = {}  # url -> (site, when)
+            seen: dict[str, float] = {}  # url -> when its row was first readable
+            arrivals: dict[str, str] = {}
+            done = threading.Event()
+
+            def watch() -> None:
+                """Read the table once a second, from before the first story on."""
+                while not done.is_set():
+                    rows = committed(store_uri)
+                    stamp = time.monotonic()
+                    for url in list(published):
+                        if url in rows and url not in seen:
+                            seen[url] = stamp
+                            arrivals[url] = rows[url]["arrival"]
+                    done.wait(1.0)
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
             start = time.monotonic()
             for n, at in enumerate(moments, start=1):
                 time.sleep(max(0.0, start + at - time.monotonic()))
@@ -152,17 +170,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 hub.publish(push_site.topic, push_site.feed())
                 published[poll_site.add_story(n)] = ("poll", time.monotonic())
                 print(f"  published story {n} at {now - start:6.1f} s", file=sys.stderr)
-            seen: dict[str, float] = {}
-            arrivals: dict[str, str] = {}
             deadline = time.monotonic() + 600
             while len(seen) < len(published) and time.monotonic() < deadline:
-                rows = committed(store_uri)
-                stamp = time.monotonic()
-                for url in published:
-                    if url in rows and url not in seen:
-                        seen[url] = stamp
-                        arrivals[url] = rows[url]["arrival"]
                 time.sleep(1)
+            done.set()
+            watcher.join(10)
             rows = committed(store_uri)
         finally:
             airflow.stop_all()

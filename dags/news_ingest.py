@@ -183,12 +183,7 @@ def news_ingest() -> None:
             report = commit_run(store, run_id, shards=count)
             # WebSub: subscribe, renew, unsubscribe (a no-op without INGEST_WEBSUB_CALLBACK)
             sync_subscriptions(store, load_feeds(nf.feeds_file()), nf.engine_settings())
-        for line in report.summary().splitlines():
-            log.info("%s", line)
-        counters = report.counters()
-        ti.xcom_push(key="counters", value=counters)
-        nf.emit_metrics(counters)
-        return report.to_dict()
+        return nf.report_committed(report, ti)
 
     @task(
         outlets=[nf.ARTICLES],

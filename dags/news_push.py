@@ -18,7 +18,6 @@ triggerer down) delays nothing past the next `news_ingest`, which drains the inb
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -28,8 +27,6 @@ from airflow.sdk import dag, task
 
 import newsflow_airflow as nf
 from newsflow_airflow.push import INBOX
-
-log = logging.getLogger("newsflow")
 
 DEFAULT_ARGS = nf.default_args(timeout=timedelta(minutes=30))
 # a news_ingest run holds the store; wait for it rather than fail (its run drains too)
@@ -59,12 +56,7 @@ def news_push() -> None:
         with nf.engine_errors():
             settings = replace(nf.engine_settings(), push_only=True, lease_wait=LEASE_WAIT)
             report = run(nf.store(), load_feeds(nf.feeds_file()), settings, run_id=run_id)
-        for line in report.summary().splitlines():
-            log.info("%s", line)
-        counters = report.counters()
-        ti.xcom_push(key="counters", value=counters)
-        nf.emit_metrics(counters)
-        return report.to_dict()
+        return nf.report_committed(report, ti)
 
     @task(
         outlets=[nf.ARTICLES],

@@ -5,7 +5,13 @@ import it as `nf`."""
 
 from newsflow_airflow.announce import articles_event
 from newsflow_airflow.assets import ARTICLES, INDEX
-from newsflow_airflow.callbacks import emit_metrics, engine_errors, on_failure, task_fields
+from newsflow_airflow.callbacks import (
+    emit_metrics,
+    engine_errors,
+    on_failure,
+    report_committed,
+    task_fields,
+)
 from newsflow_airflow.defaults import default_args
 from newsflow_airflow.process import engine_settings
 from newsflow_airflow.settings import (
@@ -29,6 +35,7 @@ __all__ = [
     "engine_settings",
     "feeds_file",
     "on_failure",
+    "report_committed",
     "setting",
     "store",
     "store_uri",

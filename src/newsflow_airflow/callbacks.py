@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from ingest import alerts, errors
+from ingest.report import RunReport
 from newsflow_airflow.settings import webhook
 
 log = logging.getLogger(__name__)
@@ -71,3 +72,14 @@ def emit_metrics(counters: dict[str, Any]) -> None:
     for name, value in counters.items():
         if isinstance(value, int | float):
             Stats.gauge(f"newsflow.run.{name}", value)
+
+
+def report_committed(report: RunReport, ti: Any) -> dict[str, Any]:
+    """What a task that committed a run shows: the summary as log records, the counters as
+    XCom `counters` and as Airflow metrics; returns the report (the task's XCom)."""
+    for line in report.summary().splitlines():
+        log.info("%s", line)
+    counters = report.counters()
+    ti.xcom_push(key="counters", value=counters)
+    emit_metrics(counters)
+    return report.to_dict()

@@ -3,6 +3,7 @@ test hub, the real receiver (uvicorn), a real store, and `ingest run` draining t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ from ingest.state import load_feed_states
 from ingest.store import LocalStore, Store
 from ingest.websub.inbox import INBOX, Inbox
 from ingest.websub.subscriptions import SubscriptionStore, callback_url
-from newsflow_dev.loopback import FixtureServer
+from newsflow_dev.loopback import FixtureServer, Route
 from newsflow_dev.websub_hub import LocalHub, Site
 from tests.helpers.websub import running_receiver
 
@@ -214,3 +215,56 @@ def test_a_notification_for_a_removed_source_is_consumed_and_counted(tmp_path, s
     report = run(store, others, settings(push_only=True))
     assert report.skips["push_source_gone"] == 1 and report.articles_written == 0
     assert Inbox(store).pending() == []
+
+
+def test_an_expired_lease_refuses_content_and_the_next_sync_subscribes_again(
+    tmp_path, site
+) -> None:
+    store = LocalStore(tmp_path / "lake")
+    site.hub.default_lease = 2  # the hub grants two seconds
+    with running_receiver(store) as (url, _app):
+        feeds = subscribe(store, site, url)
+        [status] = SubscriptionStore(store).all()
+        assert status.verification is not None and status.verification.lease_seconds == 2
+        time.sleep(2.5)
+        assert site.hub.active(site.topic) == []  # the hub dropped it too
+        [status] = SubscriptionStore(store).all()
+        assert status.state == "expired"
+        secret = status.subscription.secret
+        callback = callback_url(url, status.subscription.id)
+        assert site.hub.deliver(callback, site.feed(), secret, site.topic) == 410
+        assert Inbox(store).pending() == []
+        from ingest.websub.sync import sync_subscriptions
+
+        site.hub.default_lease = 3600
+        report = sync_subscriptions(store, feeds, settings(websub_callback=url))
+        site.hub.settle()
+        assert report is not None and report.renewed == ["pub"]
+        assert site.hub.active(site.topic) and SubscriptionStore(store).all()[0].state == "active"
+
+
+def test_link_headers_announce_the_hub_over_the_document(tmp_path) -> None:
+    """A poll reads `Link: rel=hub / rel=self` headers first (WebSub 4), the document's
+    own links only when the headers name none."""
+    from ingest.net import HttpClient
+    from ingest.sources import poll
+    from ingest.state import FeedState
+
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">'
+        b'<channel><title>t</title><atom:link rel="hub" href="https://doc-hub.example/"/>'
+        b"<item><link>https://news.example/1</link></item></channel></rss>"
+    )
+    link = '<https://header-hub.example/>; rel="hub", </canonical.xml>; rel="self"'
+    with FixtureServer("127.0.0.3").running() as srv:
+        srv.add("/h.xml", Route(body, content_type="application/rss+xml", headers={"Link": link}))
+        srv.add("/d.xml", Route(body, content_type="application/rss+xml"))
+        client = HttpClient(settings())
+        try:
+            by_header = poll(client, Feed("h", srv.url("/h.xml")), FeedState("h", ""))
+            by_document = poll(client, Feed("d", srv.url("/d.xml")), FeedState("d", ""))
+        finally:
+            client.close()
+    assert by_header.hubs == ["https://header-hub.example/"]
+    assert by_header.topic == srv.url("/canonical.xml")
+    assert by_document.hubs == ["https://doc-hub.example/"] and by_document.topic is None

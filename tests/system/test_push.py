@@ -17,7 +17,7 @@ import redis
 from ingest.lake import read_committed
 from ingest.store import open_store
 from ingest.websub.inbox import Inbox
-from newsflow_dev.airflow_local import airflow_env
+from newsflow_dev.airflow_local import airflow_env, dag_runs
 from newsflow_dev.loopback import FixtureServer
 from newsflow_dev.services import AirflowProcesses, Receiver, free_port, redis_server
 from newsflow_dev.websub_hub import LocalHub, Site
@@ -141,13 +141,35 @@ def test_push_started_by_the_doorbell_survives_restarts(tmp_path: Path) -> None:
             link = push(6)
             airflow.restart("scheduler")
             arrives(link, t, "story 6 across a scheduler restart")
+
+            # a burst of 1,000 notifications (distinct bodies) becomes a few runs
+            before = {r["run_id"] for r in dag_runs("news_push", env)}
+            sub = hub.active(site.topic)[0]
+            t = time.monotonic()
+            link = site.add_story(7)
+            feed = site.feed()
+            statuses = {
+                hub.deliver(sub.callback, feed + f"<!-- {i} -->".encode(), sub.secret, site.topic)
+                for i in range(1000)
+            }
+            assert statuses == {202}
+            arrives(link, t, "story 7 in a burst of 1,000 notifications")
+            store = open_store(store_uri)
+            wait_for("the burst to be drained", lambda: not Inbox(store).pending(), 600, airflow)
+            wait_for("news_push to finish",
+                     lambda: all(r["state"] in ("success", "failed")
+                                 for r in dag_runs("news_push", env)), 300, airflow)  # fmt: skip
+            burst_runs = [r for r in dag_runs("news_push", env) if r["run_id"] not in before]
+            assert 1 <= len(burst_runs) <= 10, burst_runs
+            assert all(r["state"] == "success" for r in burst_runs), burst_runs
+            burst = len(burst_runs)
         finally:
             airflow.stop_all()
             receiver.stop()
 
         rows = committed(store_uri)
-        stories = [srv.url(f"/news/story-{n}") for n in range(7)]
+        stories = [srv.url(f"/news/story-{n}") for n in range(8)]
         assert sorted(rows) == sorted(stories)  # every story, once (one row per URL)
-        assert len({r["article_id"] for r in rows.values()}) == len(rows) == 7
+        assert len({r["article_id"] for r in rows.values()}) == len(rows) == 8
         assert Inbox(open_store(store_uri)).pending() == []
-        print(json.dumps({"push_latency_seconds": latencies}))
+        print(json.dumps({"push_latency_seconds": latencies, "runs_for_1000": burst}))

@@ -40,7 +40,7 @@ def test_compose_services_health_and_settings() -> None:
     services = doc["services"]
     expected = {"postgres", "redis", "s3", "airflow-init", "airflow-apiserver",
                 "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-                "airflow-worker"}  # fmt: skip
+                "airflow-worker", "receiver"}  # fmt: skip
     assert expected <= set(services)
     for name in expected - {"airflow-init"}:
         assert "healthcheck" in services[name], name
@@ -61,6 +61,16 @@ def test_compose_services_health_and_settings() -> None:
     assert "create_bucket" in init and "airflow db migrate" in init
     bucket = env["NEWSFLOW_STORE_URI"].split("/")[2]
     assert f'Bucket="{bucket}"' in init
+    # the receiver writes the DAGs' store and rings the Redis the triggerer listens to
+    receiver = services["receiver"]
+    command = receiver["command"]
+    assert receiver["entrypoint"] == ["ingest"] and command[0] == "receive"
+    assert command[command.index("--store") + 1] == env["NEWSFLOW_STORE_URI"]
+    doorbell = command[command.index("--doorbell") + 1]
+    assert doorbell.startswith("redis://redis:")
+    assert env["AIRFLOW_CONN_NEWSFLOW_DOORBELL"].startswith("redis://redis:")
+    assert "/healthz" in " ".join(receiver["healthcheck"]["test"])
+    assert "INGEST_WEBSUB_CALLBACK" in env
 
 
 def test_store_credentials_agree() -> None:

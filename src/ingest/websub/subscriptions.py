@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from ingest.config import Feed
 from ingest.net import FetchError, HttpClient
@@ -42,8 +42,23 @@ MAX_HUB_ANSWER = 65_536
 Mode = Literal["subscribe", "unsubscribe"]
 
 
+class _Record:
+    """A dataclass kept as one JSON object; unknown keys (a newer version's) are ignored."""
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Self:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
 @dataclass
-class Subscription:
+class Subscription(_Record):
     """What the subscriber asked: written by `sync` only."""
 
     id: str
@@ -56,20 +71,9 @@ class Subscription:
     secret: str = field(default="", repr=False)
     last_error: str | None = None
 
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Subscription:
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
 
 @dataclass
-class Verification:
+class Verification(_Record):
     """What the hub confirmed (or denied): written by the receiver only."""
 
     mode: Literal["subscribe", "unsubscribe", "denied"]
@@ -83,17 +87,6 @@ class Verification:
         if self.mode != "subscribe" or self.lease_seconds is None:
             return None
         return datetime.fromisoformat(self.at) + timedelta(seconds=self.lease_seconds)
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Verification:
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
