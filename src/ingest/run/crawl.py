@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
+from itertools import chain
 
 from ingest import polling
 from ingest.config import Feed
@@ -93,7 +94,7 @@ class Crawl:
         this run's commit. Another shard's are left to it; one for a source that is no
         longer in the feeds file or is disabled is consumed unread and counted (its
         subscription is being cancelled)."""
-        self.inbox_keys: list[str] = []
+        self.inbox_keys = []
         if not self.ctx.settings.drain_inbox:
             return []
         live = {f.name for f in self.feeds_everywhere if f.enabled}
@@ -149,14 +150,18 @@ class Crawl:
         fetchers = ThreadPoolExecutor(settings.fetch_concurrency, "fetch")
         pollers = ThreadPoolExecutor(min(MAX_POLL_THREADS, max(1, len(self.feeds))), "poll")
         try:
-            # notifications first: an entry both pushed and polled counts as pushed
-            reads: dict[Future[PollResult], tuple[SourceRun, Notification | None]] = {
+            Reads = dict[Future[PollResult], tuple[SourceRun, Notification | None]]
+            pushes: Reads = {
                 pollers.submit(read_push, n): (ledger.sources[n.source], n) for n in pushed
             }
-            reads |= {pollers.submit(poll, client, s.feed, s.state, parse): (s, None) for s in due}
+            polls: Reads = {
+                pollers.submit(poll, client, s.feed, s.state, parse): (s, None) for s in due
+            }
             page_futures: list[Future[None]] = []
-            for future in as_completed(reads):
-                source, note = reads[future]
+            # all reads run at once; notifications are taken first, so an entry both pushed
+            # and polled in this run counts as pushed
+            for future in chain(as_completed(pushes), as_completed(polls)):  # lazily
+                source, note = pushes.get(future) or polls[future]
                 result = future.result()
                 if note is None:
                     source.poll = result
