@@ -1,5 +1,6 @@
-"""The work of one shard: poll the due sources, fetch and extract their new pages, write
-the parts, and say what the commit must record.
+"""The work of one shard: read the WebSub inbox and poll the due sources, fetch and
+extract their new pages, write the parts, and say what the commit must record (including
+the inbox items it consumes).
 
 Threads fetch (I/O), a process pool extracts (CPU), and fetching overlaps extraction
 because every fetch thread hands its page to the pool and the next fetch starts while
