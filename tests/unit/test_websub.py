@@ -223,3 +223,16 @@ def test_inbox_replay_window_and_thin_pings(tmp_path) -> None:
     store.put_bytes("_inbox/" + "b" * 32 + "/junk", b"not json\n")
     assert [n.body for _, n in inbox.pending()] == [b"<rss/>"]
     assert store.exists("_inbox_bad/" + "b" * 32 + "/junk")
+
+
+def test_receive_command_line() -> None:
+    from ingest.cli.parser import build_parser
+
+    args = build_parser().parse_args(
+        ["receive", "--store", "s3://b/lake", "--listen", "[::1]:9000"]
+    )
+    assert args.listen == ("::1", 9000) and args.max_body == 5 * 1024 * 1024
+    assert build_parser().parse_args(["receive", "--store", "x"]).listen == ("127.0.0.1", 8632)
+    for bad in ("8080", "host:", "host:99999", "host:x"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["receive", "--store", "x", "--listen", bad])
