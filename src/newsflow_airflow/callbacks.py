@@ -15,6 +15,7 @@ from ingest.report import RunReport
 from newsflow_airflow.settings import webhook
 
 log = logging.getLogger(__name__)
+RUN_LOG = logging.getLogger("newsflow")  # the run summary's records in the task log
 
 
 @contextmanager
@@ -78,7 +79,7 @@ def report_committed(report: RunReport, ti: Any) -> dict[str, Any]:
     """What a task that committed a run shows: the summary as log records, the counters as
     XCom `counters` and as Airflow metrics; returns the report (the task's XCom)."""
     for line in report.summary().splitlines():
-        log.info("%s", line)
+        RUN_LOG.info("%s", line)
     counters = report.counters()
     ti.xcom_push(key="counters", value=counters)
     emit_metrics(counters)
