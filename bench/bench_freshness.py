@@ -111,6 +111,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__API_AUTH__JWT_SECRET": "bench-secret",
             "AIRFLOW_CONN_NEWSFLOW_DOORBELL": redis_url,
+            "NEWSFLOW_PUSH": "on",
             "NEWSFLOW_STORE_URI": store_uri,
             "NEWSFLOW_FEEDS_FILE": str(feeds),
             "NEWSFLOW_INGEST_SCHEDULE": args.poll_cron,

@@ -153,6 +153,7 @@ def _push(stack: contextlib.ExitStack, env: dict[str, str], s3_env: dict[str, st
     receiver.start()
     stack.callback(receiver.stop)
     env["AIRFLOW_CONN_NEWSFLOW_DOORBELL"] = redis_url
+    env["NEWSFLOW_PUSH"] = "on"
     env["INGEST_WEBSUB_CALLBACK"] = receiver.url
     return receiver.url
 

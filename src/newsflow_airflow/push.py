@@ -5,7 +5,8 @@ The receiver (`ingest receive --doorbell redis://…`) publishes one message on 
 channel NEWSFLOW_DOORBELL_CHANNEL (default `newsflow-inbox`) per accepted notification,
 after it is in the inbox. The triggerer listens through the Redis Connection
 NEWSFLOW_DOORBELL_CONN_ID (default `newsflow_doorbell`, e.g.
-AIRFLOW_CONN_NEWSFLOW_DOORBELL=redis://127.0.0.1:6379/0; pub/sub channels ignore the db).
+AIRFLOW_CONN_NEWSFLOW_DOORBELL=redis://127.0.0.1:6379; pub/sub channels ignore the db),
+when NEWSFLOW_PUSH=on.
 Kept apart from the other glue: only news_push pays for importing the providers.
 """
 
@@ -24,11 +25,19 @@ CONN_ID = os.environ.get("NEWSFLOW_DOORBELL_CONN_ID", "newsflow_doorbell")
 # latency it adds to a ring (a second of Redis GETs per triggerer is cheap).
 POLL_SECONDS = float(os.environ.get("NEWSFLOW_DOORBELL_POLL_SECONDS", "1"))
 
-DOORBELL = MessageQueueTrigger(
-    scheme="redis+pubsub", channels=[CHANNEL], redis_conn_id=CONN_ID, poll_interval=POLL_SECONDS
-)
-INBOX = Asset(
-    name="newsflow_inbox",
-    uri=f"{store_uri()}/_inbox/",
-    watchers=[AssetWatcher(name="newsflow_doorbell", trigger=DOORBELL)],
-)
+# A deployment switch, so that an Airflow without Redis runs no trigger that can only fail:
+# off, news_push has no watcher (it can still be triggered by hand; every news_ingest run
+# drains the inbox anyway).
+ENABLED = os.environ.get("NEWSFLOW_PUSH", "off").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _watchers() -> list[AssetWatcher]:
+    if not ENABLED:
+        return []
+    doorbell = MessageQueueTrigger(
+        scheme="redis+pubsub", channels=[CHANNEL], redis_conn_id=CONN_ID, poll_interval=POLL_SECONDS
+    )
+    return [AssetWatcher(name="newsflow_doorbell", trigger=doorbell)]
+
+
+INBOX = Asset(name="newsflow_inbox", uri=f"{store_uri()}/_inbox/", watchers=_watchers())

@@ -75,6 +75,7 @@ def test_push_started_by_the_doorbell_survives_restarts(tmp_path: Path) -> None:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret",
             "AIRFLOW_CONN_NEWSFLOW_DOORBELL": redis_url,
+            "NEWSFLOW_PUSH": "on",
             "NEWSFLOW_STORE_URI": store_uri,
             "NEWSFLOW_FEEDS_FILE": str(feeds),
             "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",

@@ -69,6 +69,7 @@ def test_compose_services_health_and_settings() -> None:
     doorbell = command[command.index("--doorbell") + 1]
     assert doorbell.startswith("redis://redis:")
     assert env["AIRFLOW_CONN_NEWSFLOW_DOORBELL"].startswith("redis://redis:")
+    assert env["NEWSFLOW_PUSH"] == "on"  # news_push's watcher
     assert "/healthz" in " ".join(receiver["healthcheck"]["test"])
     assert "INGEST_WEBSUB_CALLBACK" in env
 
