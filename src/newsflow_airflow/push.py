@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 
-from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetWatcher
 
 from newsflow_airflow.settings import store_uri
@@ -34,6 +33,9 @@ ENABLED = os.environ.get("NEWSFLOW_PUSH", "off").strip().lower() in ("1", "true"
 def _watchers() -> list[AssetWatcher]:
     if not ENABLED:
         return []
+    # imported only here: it discovers every provider's queues when imported
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+
     doorbell = MessageQueueTrigger(
         scheme="redis+pubsub", channels=[CHANNEL], redis_conn_id=CONN_ID, poll_interval=POLL_SECONDS
     )
