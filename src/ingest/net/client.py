@@ -8,6 +8,8 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urljoin
 
 import urllib3
@@ -99,16 +101,8 @@ class HttpClient:
 
         A 304 is returned (not raised) so conditional GET callers can act on it.
         """
-        deadline = Deadline(self.settings.total_timeout)
-        self._watchdog.track(deadline)
-        if self._stopping.is_set():  # abort() may have swept the deadlines just before
-            deadline.expire_now()
-        try:
-            with running(deadline):
-                return self._fetch(url, accept, headers, max_bytes, check_robots, deadline)
-        finally:
-            deadline.release()
-            self._watchdog.untrack(deadline)
+        with self._deadline() as deadline:
+            return self._fetch(url, accept, headers, max_bytes, check_robots, deadline)
 
     def post_form(
         self, url: str, fields: dict[str, str], max_bytes: int = 65_536
@@ -116,40 +110,37 @@ class HttpClient:
         """One form POST (a WebSub hub request): the address guard and one deadline as for
         a GET, no redirects followed, no retries (the caller tries again later), the answer's
         body read up to `max_bytes`. Raises FetchError when no answer came."""
+        with self._deadline() as deadline:
+            self._check_stopping(url)
+            checked_host(url)
+            resp = self._request(url, None, self._timeout_within(deadline), form=fields)
+            try:
+                hdrs = {k.lower(): v for k, v in resp.headers.items()}
+                body = self._read_body(resp, max_bytes, deadline, url)
+            finally:
+                resp.release_conn()
+            return resp.status, hdrs, body
+
+    @contextmanager
+    def _deadline(self) -> Iterator[Deadline]:
+        """One request's deadline, watched (abort() expires it) while the block runs."""
         deadline = Deadline(self.settings.total_timeout)
         self._watchdog.track(deadline)
+        if self._stopping.is_set():  # abort() may have swept the deadlines just before
+            deadline.expire_now()
         try:
             with running(deadline):
-                self._check_stopping(url)
-                checked_host(url)
-                timeout = Timeout(
-                    connect=min(self.settings.connect_timeout, deadline.remaining()),
-                    read=min(self.settings.read_timeout, deadline.remaining()),
-                )
-                try:
-                    resp = self._pool.request(
-                        "POST",
-                        url,
-                        fields=fields,
-                        encode_multipart=False,
-                        headers=self._headers_sent({}),
-                        timeout=timeout,
-                        redirect=False,
-                        preload_content=False,
-                    )
-                except MaxRetryError as exc:
-                    raise _transport_error(url, exc.reason) from None
-                except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise _transport_error(url, exc) from None
-                try:
-                    hdrs = {k.lower(): v for k, v in resp.headers.items()}
-                    body = self._read_body(resp, max_bytes, deadline, url)
-                finally:
-                    resp.release_conn()
-                return resp.status, hdrs, body
+                yield deadline
         finally:
             deadline.release()
             self._watchdog.untrack(deadline)
+
+    def _timeout_within(self, deadline: Deadline) -> Timeout:
+        remaining = deadline.remaining()
+        return Timeout(
+            connect=min(self.settings.connect_timeout, remaining),
+            read=min(self.settings.read_timeout, remaining),
+        )
 
     def _fetch(
         self,
@@ -221,15 +212,10 @@ class HttpClient:
         deadline: Deadline,
     ) -> tuple[int, dict[str, str], bytes | None]:
         """One request on one host: (status, headers, body), body None for a redirect."""
-        remaining = deadline.remaining()
-        if remaining <= 0:  # never send a request the fetch has no time left for
+        if deadline.remaining() <= 0:  # never send a request the fetch has no time left for
             raise self._timeout(deadline, "before sending the request")
-        timeout = Timeout(
-            connect=min(self.settings.connect_timeout, remaining),
-            read=min(self.settings.read_timeout, remaining),
-        )
         try:
-            resp = self._request(url, headers, timeout)
+            resp = self._request(url, headers, self._timeout_within(deadline))
         except FetchError as exc:
             if deadline.expired:
                 raise self._timeout(deadline, "waiting for the response headers") from None
@@ -272,17 +258,24 @@ class HttpClient:
         return {**self._pool.headers, **(headers or {})}
 
     def _request(
-        self, url: str, headers: dict[str, str] | None, timeout: Timeout
+        self,
+        url: str,
+        headers: dict[str, str] | None,
+        timeout: Timeout,
+        form: dict[str, str] | None = None,
     ) -> urllib3.BaseHTTPResponse:
+        """A GET, or a POST of `form` (urlencoded); transport failures as FetchError."""
+        body = {"fields": form, "encode_multipart": False} if form is not None else {}
         try:
             return self._pool.request(
-                "GET",
+                "POST" if form is not None else "GET",
                 url,
                 headers=self._headers_sent(headers),
                 timeout=timeout,
                 redirect=False,
                 preload_content=False,
                 decode_content=True,
+                **body,
             )
         except FetchError:
             raise
