@@ -300,6 +300,8 @@ def load_feeds(path: str | Path) -> list[Feed]:
 
 def _url_problem(url: str) -> str | None:
     """Why the fetcher could not use this URL; found here, the run never starts with it."""
+    if not re.match(r"^https?://[^/\s]+", url, re.I):
+        return "url must be an absolute http(s) URL"
     if len(url) > MAX_URL_CHARS:
         return f"url is longer than {MAX_URL_CHARS} characters"
     if any(unicodedata.category(c)[0] in "CZ" for c in url):  # urlsplit drops some silently
@@ -372,8 +374,6 @@ def _parse_feed(raw: Any, label: str) -> Feed:
     name, url = raw["name"].strip(), raw["url"].strip()
     if not _NAME_RE.fullmatch(name):
         raise ConfigError(f"{label}: name must match ^{_NAME_RE.pattern}$ (it names state files)")
-    if not re.match(r"^https?://[^/\s]+", url, re.I):
-        raise ConfigError(f"{label}: url must be an absolute http(s) URL, got {_show(url)}")
     problem = _url_problem(url)
     if problem:
         raise ConfigError(f"{label}: {problem}, got {_show(url)}")
@@ -409,10 +409,7 @@ def _feed_options(raw: dict[str, Any], label: str) -> dict[str, Any]:
         options["kind"] = kind
     hub = raw.get("hub")
     if hub is not None:
-        problem = None if isinstance(hub, str) else "must be a string"
-        if problem is None and not re.match(r"^https?://[^/\s]+", hub.strip(), re.I):
-            problem = "must be an absolute http(s) URL"
-        problem = problem or _url_problem(hub.strip())
+        problem = _url_problem(hub.strip()) if isinstance(hub, str) else "must be a string"
         if problem:
             raise ConfigError(f"{label}: 'hub' {problem.removeprefix('url ')}, got {_show(hub)}")
         options["hub"] = hub.strip()
