@@ -10,7 +10,7 @@ from typing import Any
 
 from ingest.state import FeedState, read_feed_states
 from ingest.store import Store
-from ingest.websub.subscriptions import Status, describe
+from ingest.websub.subscriptions import Status
 
 ERROR_COLUMN_CHARS = 80
 
@@ -239,22 +239,24 @@ def run_health(
 def render_push(states: dict[str, FeedState], subscriptions: list[Status], inbox: int) -> str:
     """WebSub at a glance: each source that announces a hub or is subscribed, with the
     subscription's state and lease, and the inbox's depth. Empty when nothing uses push."""
-    by_source = describe(subscriptions)
+    by_source = {s.subscription.source: s for s in subscriptions}
     names = sorted({n for n, s in states.items() if s.websub_hub} | set(by_source))
     if not names and not inbox:
         return ""
     lines = [f"{'push (WebSub)':<24} {'state':<13} {'lease ends':<25} hub"]
     for name in names:
-        sub = by_source.get(name)
-        state = states.get(name)
-        hub = sub["hub"] if sub else (state.websub_hub if state else "")
-        shown = sub["state"] if sub else "not subscribed"
-        ends = (sub or {}).get("expires_at") or "-"
-        error = (
-            f"  ({clip_words(sub['last_error'], ERROR_COLUMN_CHARS)})"
-            if sub and sub["last_error"]
-            else ""
-        )
+        status, state = by_source.get(name), states.get(name)
+        ends, error = "-", ""
+        if status is None:
+            hub, shown = (state.websub_hub if state else None) or "", "not subscribed"
+        else:
+            sub, ver = status.subscription, status.verification
+            expires = ver.expires_at if ver is not None else None
+            hub, shown = sub.hub, status.state
+            if expires is not None:
+                ends = expires.isoformat()
+            if sub.last_error:
+                error = f"  ({clip_words(sub.last_error, ERROR_COLUMN_CHARS)})"
         lines.append(f"{name:<24} {shown:<13} {ends[:25]:<25} {hub}{error}")
     lines.append(f"inbox: {inbox} notification(s) waiting")
     return "\n".join(lines)

@@ -54,7 +54,6 @@ class Crawl:
         self.report = report
         self.poll_all = poll_all  # poll every enabled source, due or not
         self.feeds_everywhere = all_feeds if all_feeds is not None else feeds  # every shard's
-        self.inbox_keys: list[str] = []
 
     def run(self, committed: CommittedKeys) -> CommitRequest:
         settings = self.ctx.settings
@@ -79,7 +78,7 @@ class Crawl:
         sinks = Sinks(self.ctx)
         ledger = self._ledger()
         pages = PageStage(self.ctx, client, extractor, sinks, ledger, committed)
-        inbox = self._drain(ledger)
+        inbox, consumed = self._drain(ledger)
         due = self._due(ledger, thin={n.source for n in inbox if not n.body})
         self.report.feeds_total = len(self.feeds)
         self.report.feeds_disabled = sum(1 for f in self.feeds if not f.enabled)
@@ -87,19 +86,19 @@ class Crawl:
         fat = [n for n in inbox if n.body]
         self._poll_and_fetch(due, fat, pages, sinks, ledger, client, extractor)
         request = self._commit_request(ledger, sinks, client)
-        request.inbox = self.inbox_keys
+        request.inbox = consumed
         return request
 
-    def _drain(self, ledger: Ledger) -> list[Notification]:
-        """The inbox's waiting notifications for this shard's sources, to be consumed by
-        this run's commit. Another shard's are left to it; one for a source that is no
+    def _drain(self, ledger: Ledger) -> tuple[list[Notification], list[str]]:
+        """The inbox's waiting notifications for this shard's sources, and the keys this
+        run's commit consumes. Another shard's are left to it; one for a source that is no
         longer in the feeds file or is disabled is consumed unread and counted (its
         subscription is being cancelled)."""
-        self.inbox_keys = []
         if not self.ctx.settings.drain_inbox:
-            return []
+            return [], []
         live = {f.name for f in self.feeds_everywhere if f.enabled}
         mine: list[Notification] = []
+        consumed: list[str] = []
         for key, note in Inbox(self.ctx.store).pending():
             source = ledger.sources.get(note.source)
             if source is not None and source.feed.enabled:
@@ -108,9 +107,9 @@ class Crawl:
                 continue  # another shard's
             else:
                 ledger.skips["push_source_gone"] += 1
-            self.inbox_keys.append(key)
+            consumed.append(key)
         self.report.notifications = len(mine)
-        return mine
+        return mine, consumed
 
     def _ledger(self) -> Ledger:
         states = load_feed_states(self.ctx.store)

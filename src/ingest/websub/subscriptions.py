@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 from ingest.config import Feed
 from ingest.net import FetchError, HttpClient
@@ -333,20 +333,3 @@ def _request(
 def _clip(body: bytes, limit: int = 200) -> str:
     text = body.decode("utf-8", "replace").strip()
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-def describe(statuses: list[Status]) -> dict[str, dict[str, Any]]:
-    """source -> what `ingest status` shows of its subscription (never the secret)."""
-    out: dict[str, dict[str, Any]] = {}
-    for status in statuses:
-        sub, ver = status.subscription, status.verification
-        expires = ver.expires_at if ver is not None else None
-        out[sub.source] = {
-            "hub": sub.hub,
-            "topic": sub.topic,
-            "state": status.state,
-            "requested_at": sub.requested_at,
-            "expires_at": expires.isoformat() if expires else None,
-            "last_error": sub.last_error,
-        }
-    return out
