@@ -130,7 +130,11 @@ class Inbox:
 
     def consume(self, keys: list[str], now: datetime | None = None) -> None:
         """After the commit that read them: replay markers first, then the items.
-        Idempotent (the publication may run it again after a crash)."""
+        Idempotent (the publication may run it again after a crash). A run that read
+        nothing costs nothing here: old markers are expired by the next one that did
+        (replay checks look only at the last REPLAY_DAYS days anyway)."""
+        if not keys:
+            return
         today = (now or datetime.now(UTC)).date()
         for key in keys:
             subscription, _, name = key[len(INBOX) :].partition("/")
