@@ -56,6 +56,18 @@ class _Record:
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    @classmethod
+    def read(cls, store: Store, key: str) -> Self | None:
+        """The record at `key`; None when there is none or it is unreadable (logged)."""
+        raw = store.get_bytes(key)
+        if raw is None:
+            return None
+        try:
+            return cls.from_json(raw)
+        except (ValueError, TypeError):
+            log.warning("%s is unreadable: ignored", key)
+            return None
+
 
 @dataclass
 class Subscription(_Record):
@@ -129,23 +141,10 @@ class SubscriptionStore:
     def get(self, sid: str) -> Subscription | None:
         if not is_subscription_id(sid):
             return None
-        raw = self.store.get_bytes(f"{SUBSCRIPTIONS}{sid}.json")
-        if raw is None:
-            return None
-        try:
-            return Subscription.from_json(raw)
-        except (ValueError, TypeError):
-            log.warning("subscription %s is unreadable: ignored", sid)
-            return None
+        return Subscription.read(self.store, f"{SUBSCRIPTIONS}{sid}.json")
 
     def verification(self, sid: str) -> Verification | None:
-        raw = self.store.get_bytes(f"{VERIFIED}{sid}.json")
-        if raw is None:
-            return None
-        try:
-            return Verification.from_json(raw)
-        except (ValueError, TypeError):
-            return None
+        return Verification.read(self.store, f"{VERIFIED}{sid}.json")
 
     def status(self, sid: str) -> Status | None:
         sub = self.get(sid)
