@@ -24,7 +24,6 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,16 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from ingest.lake import read_committed
-from ingest.store import open_store
-from newsflow_dev.airflow_local import airflow_env
 from newsflow_dev.loopback import FixtureServer
-from newsflow_dev.services import AirflowProcesses, Receiver, free_port, redis_server
+from newsflow_dev.push_stack import PushStack, committed
+from newsflow_dev.services import redis_server
 from newsflow_dev.websub_hub import LocalHub, Site
-
-CHANNEL = "newsflow-inbox"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,23 +64,6 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
-def committed(store_uri: str) -> dict[str, dict]:
-    try:
-        rows = read_committed(open_store(store_uri)).select(["url", "arrival"]).to_pylist()
-    except Exception:
-        return {}
-    return {r["url"]: r for r in rows}
-
-
-def wait_until(what: str, check, timeout: float, airflow: AirflowProcesses) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(1)
-    raise SystemExit(f"timed out waiting for {what}\n{airflow.log_tail()}")
-
-
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
     hub = LocalHub()
@@ -106,42 +82,13 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             f"feeds:\n  - name: push-site\n    url: {push_site.topic}\n"
             f"  - name: poll-site\n    url: {poll_site.topic}\n"
         )
-        api_port = free_port()
-        env = airflow_env(tmp / "airflow", api_port, {
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "bench-secret",
-            "AIRFLOW_CONN_NEWSFLOW_DOORBELL": redis_url,
-            "NEWSFLOW_PUSH": "on",
-            "NEWSFLOW_STORE_URI": store_uri,
-            "NEWSFLOW_FEEDS_FILE": str(feeds),
-            "NEWSFLOW_INGEST_SCHEDULE": args.poll_cron,
-            "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
-            "INGEST_WORKERS": "1",
-            "INGEST_POLL_MIN_INTERVAL": "0",
-        })  # fmt: skip
-        receiver = Receiver(store_uri, redis_url, env, tmp / "receiver.log")
-        receiver.start()
-        env["INGEST_WEBSUB_CALLBACK"] = receiver.url
-        ingest = str(Path(sys.executable).with_name("ingest"))
-        first = subprocess.run([ingest, "run", "--store", store_uri, "--feeds", str(feeds),
-                                "--no-progress"], env=env, capture_output=True, text=True,
-                               timeout=300)  # fmt: skip
-        if first.returncode != 0:
-            raise SystemExit(first.stderr[-3000:])
-        hub.settle()
-        if not hub.active(push_site.topic):
-            raise SystemExit(f"the push site was not subscribed: {hub.verifications}")
-        airflow = AirflowProcesses(env, tmp / "logs", api_port)
-        airflow.migrate()
-        airflow.start_all()
-        try:
-            for dag in ("news_push", "news_ingest"):
-                wait_until(f"{dag} to be parsed",
-                           lambda d=dag: airflow.cli("dags", "unpause", d).returncode == 0,
-                           180, airflow)  # fmt: skip
-            listening = redis.Redis.from_url(redis_url)
-            subscribed = lambda: listening.pubsub_numsub(CHANNEL)[0][1] > 0  # noqa: E731
-            wait_until("the doorbell watcher", subscribed, 180, airflow)
+        with PushStack(tmp, store_uri, feeds, redis_url,
+                       NEWSFLOW_INGEST_SCHEDULE=args.poll_cron) as stack:  # fmt: skip
+            stack.first_run()
+            hub.settle()
+            if not hub.active(push_site.topic):
+                raise SystemExit(f"the push site was not subscribed: {hub.verifications}")
+            stack.start_airflow(["news_push", "news_ingest"])
             window = args.minutes * 60
             moments = sorted(rng.uniform(0, window) for _ in range(args.stories))
             published: dict[str, tuple[str, float]] = {}  # url -> (site, when)
@@ -177,9 +124,6 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             done.set()
             watcher.join(10)
             rows = committed(store_uri)
-        finally:
-            airflow.stop_all()
-            receiver.stop()
     latency = {site: [seen[u] - t for u, (s, t) in published.items() if s == site and u in seen]
                for site in ("push", "poll")}  # fmt: skip
     push_arrivals = [arrivals[u] for u, (s, _) in published.items() if s == "push" and u in seen]

@@ -6,49 +6,18 @@ restarted in the middle of the stream, and no entry is lost or written twice."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import redis
 
-from ingest.lake import read_committed
 from ingest.store import open_store
 from ingest.websub.inbox import Inbox
-from newsflow_dev.airflow_local import airflow_env, dag_runs
+from newsflow_dev.airflow_local import dag_runs
 from newsflow_dev.loopback import FixtureServer
-from newsflow_dev.services import AirflowProcesses, Receiver, free_port, redis_server
+from newsflow_dev.push_stack import PushStack, committed, doorbell_listening
+from newsflow_dev.services import redis_server
 from newsflow_dev.websub_hub import LocalHub, Site
-
-CHANNEL = "newsflow-inbox"
-
-
-def committed(store_uri: str) -> dict[str, dict]:
-    store = open_store(store_uri)
-    try:
-        rows = read_committed(store).to_pylist()
-    except Exception:
-        return {}
-    return {r["url"]: r for r in rows}
-
-
-def wait_for(what: str, check, timeout: float, procs: AirflowProcesses | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(1)
-    tail = procs.log_tail() if procs is not None else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
-
-
-def listening(redis_url: str) -> bool:
-    """The triggerer's watcher is subscribed to the doorbell channel."""
-    [(_, count)] = redis.Redis.from_url(redis_url).pubsub_numsub(CHANNEL)
-    return count > 0
 
 
 @pytest.mark.timeout(1500)
@@ -64,43 +33,19 @@ def test_push_started_by_the_doorbell_survives_restarts(tmp_path: Path) -> None:
         store_uri = f"file://{tmp_path / 'lake'}"
         feeds = tmp_path / "feeds.yaml"
         feeds.write_text(f"feeds:\n  - name: pub\n    url: {site.topic}\n")
-        engine_env = {
-            **airflow_env(tmp_path / "airflow", free_port(), {}),
-            "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
-        }
-        receiver = Receiver(store_uri, redis_url, engine_env, tmp_path / "receiver.log")
-        receiver.start()
-        api_port = free_port()
-        env = airflow_env(tmp_path / "airflow", api_port, {
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret",
-            "AIRFLOW_CONN_NEWSFLOW_DOORBELL": redis_url,
-            "NEWSFLOW_PUSH": "on",
-            "NEWSFLOW_STORE_URI": store_uri,
-            "NEWSFLOW_FEEDS_FILE": str(feeds),
-            "INGEST_ALLOW_NETWORKS": "127.0.0.0/8",
-            "INGEST_WORKERS": "1",
-            "INGEST_POLL_MIN_INTERVAL": "0",
-            "INGEST_WEBSUB_CALLBACK": receiver.url,
-        })  # fmt: skip
-        # a first (polling) run discovers the hub and subscribes through the receiver
-        ingest = str(Path(sys.executable).with_name("ingest"))
-        first = subprocess.run([ingest, "run", "--store", store_uri, "--feeds", str(feeds),
-                                "--no-progress"], env=env, capture_output=True, text=True,
-                               timeout=300)  # fmt: skip
-        assert first.returncode == 0, first.stderr[-3000:]
-        hub.settle()
-        assert hub.active(site.topic), hub.verifications
-        assert committed(store_uri)[srv.url("/news/story-0")]["arrival"] == "poll"
-
-        airflow = AirflowProcesses(env, tmp_path / "logs", api_port)
-        airflow.migrate()
-        airflow.start_all()
-        try:
-            wait_for("news_push to be parsed",
-                     lambda: airflow.cli("dags", "unpause", "news_push").returncode == 0,
-                     180, airflow)  # fmt: skip
-            wait_for("the doorbell watcher", lambda: listening(redis_url), 180, airflow)
+        with PushStack(tmp_path, store_uri, feeds, redis_url) as stack:
+            # a first (polling) run discovers the hub and subscribes through the receiver
+            stack.first_run()
+            hub.settle()
+            assert hub.active(site.topic), hub.verifications
+            assert committed(store_uri)[srv.url("/news/story-0")]["arrival"] == "poll"
+            stack.start_airflow(["news_push"])
+            airflow, receiver, env, wait_for = (
+                stack.airflow,
+                stack.receiver,
+                stack.env,
+                stack.wait_for,
+            )
 
             latencies: dict[str, float] = {}
 
@@ -110,7 +55,7 @@ def test_push_started_by_the_doorbell_survives_restarts(tmp_path: Path) -> None:
                 return link
 
             def arrives(link: str, since: float, what: str) -> None:
-                row = wait_for(what, lambda: committed(store_uri).get(link), 300, airflow)
+                row = wait_for(what, lambda: committed(store_uri).get(link), 300)
                 assert row["arrival"] == "push", row["arrival"]
                 latencies[link] = time.monotonic() - since
 
@@ -132,7 +77,7 @@ def test_push_started_by_the_doorbell_survives_restarts(tmp_path: Path) -> None:
             quiet = push(4)
             assert len(Inbox(open_store(store_uri)).pending()) >= 1
             airflow.start("triggerer")
-            wait_for("the doorbell watcher again", lambda: listening(redis_url), 180, airflow)
+            wait_for("the doorbell watcher again", lambda: doorbell_listening(redis_url), 180)
             t = time.monotonic()
             arrives(push(5), t, "story 5 after the triggerer restarted")
             arrives(quiet, t, "story 4, notified while the triggerer was down")
@@ -156,7 +101,7 @@ def test_push_started_by_the_doorbell_survives_restarts(tmp_path: Path) -> None:
             assert statuses == {202}
             arrives(link, t, "story 7 in a burst of 1,000 notifications")
             store = open_store(store_uri)
-            wait_for("the burst to be drained", lambda: not Inbox(store).pending(), 600, airflow)
+            wait_for("the burst to be drained", lambda: not Inbox(store).pending(), 600)
 
             def settled() -> list[dict] | None:
                 """The burst's runs, once every one of them has ended."""
@@ -167,15 +112,12 @@ def test_push_started_by_the_doorbell_survives_restarts(tmp_path: Path) -> None:
                     else None
                 )
 
-            wait_for("the burst's runs to end", settled, 300, airflow)
+            wait_for("the burst's runs to end", settled, 300)
             time.sleep(5)  # a ring that came late may still start one more run
-            burst_runs = wait_for("the burst's runs to end", settled, 300, airflow)
+            burst_runs = wait_for("the burst's runs to end", settled, 300)
             assert 1 <= len(burst_runs) <= 10, burst_runs
             assert all(r["state"] == "success" for r in burst_runs), burst_runs
             burst = len(burst_runs)
-        finally:
-            airflow.stop_all()
-            receiver.stop()
 
         rows = committed(store_uri)
         stories = [srv.url(f"/news/story-{n}") for n in range(8)]
