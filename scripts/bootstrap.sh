@@ -34,4 +34,7 @@ site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purel
 # a few packages ship files that are not Python 3 (templates, fixtures): not an error here
 .venv/bin/python -m compileall -q -j 0 "$site" >/dev/null || true
 .venv/bin/python -m compileall -q -j 0 src dev dags >/dev/null
+# and dateparser's locale patterns, compiled once into the user's cache (see the README's
+# Performance section) instead of in every extraction process's first second
+.venv/bin/python -m ingest.warmup
 touch "$stamp"

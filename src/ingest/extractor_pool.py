@@ -41,11 +41,8 @@ from ingest.errors import ExtractError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Imported by the forkserver before any worker forks. Not warmed up further: dateparser
-# compiles its ~200 locales' patterns (about 1.3 s) on a worker's first date expression;
-# done in the forkserver instead, it delayed every run's first extraction (feeds are
-# parsed in workers) by as much, which on 2 cores cost more than it saved.
-PRELOAD = ["ingest.extract"]
+# Imported by the forkserver before any worker forks: the extractor, warmed.
+PRELOAD = ["ingest.forkserver_preload"]
 
 # A job cut short by a replacement it did not cause runs again; this bounds the loop if
 # replacements never stop (then the job is a transient failure: the next run retries it).
@@ -92,7 +89,7 @@ class ExtractorPool:
                     self._pool = ProcessPoolExecutor(
                         self.workers,
                         mp_context=self._ctx,
-                        initializer=_exit_with_owner,
+                        initializer=_init_worker,
                         initargs=(os.getpid(),),
                     )
             return self._pool
@@ -319,8 +316,17 @@ def _stop_signals_held() -> Iterator[None]:
                 os.kill(os.getpid(), sig)
 
 
+def _init_worker(owner_pid: int) -> None:
+    """Worker initializer: exit with the pool's owner; load what extraction loads on first
+    use (a no-op in a forkserver's worker, which inherits it loaded)."""
+    _exit_with_owner(owner_pid)
+    from ingest.warmup import warm_extractor
+
+    warm_extractor()
+
+
 def _exit_with_owner(owner_pid: int) -> None:
-    """Worker initializer: exit as soon as the pool's owner dies.
+    """Exit as soon as the pool's owner dies.
 
     A thread, not prctl(PR_SET_PDEATHSIG): under forkserver the worker's parent is the
     forkserver, and under fork/spawn the signal fires when the parent *thread* that
