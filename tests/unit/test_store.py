@@ -103,3 +103,52 @@ def test_unreachable_endpoint_is_clear(monkeypatch) -> None:
 def test_bad_store_uri(uri: str) -> None:
     with pytest.raises(StoreError):
         open_store(uri)
+
+
+def test_local_writes_without_fsync_are_atomic_and_a_sync_makes_them_durable(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path)
+    assert store.put_bytes("_keys/abc/abcdef", b"one", if_absent=True, durable=False)
+    assert not store.put_bytes("_keys/abc/abcdef", b"two", if_absent=True, durable=False)
+    assert store.put_bytes("_keys/abd/abdxyz", b"three", durable=False)
+    store.sync()
+    assert store.get_bytes("_keys/abc/abcdef") == b"one"
+    assert store.get_bytes("_keys/abd/abdxyz") == b"three"
+    assert list((tmp_path / "_tmp").iterdir()) == []  # nothing half-written left behind
+
+
+def test_local_sync_without_syncfs_syncs_everything(monkeypatch, tmp_path: Path) -> None:
+    import ingest.store as store_module
+
+    synced = []
+    monkeypatch.setattr(store_module, "_libc", lambda: object())  # a C library without it
+    monkeypatch.setattr(store_module.os, "sync", lambda: synced.append(True))
+    LocalStore(tmp_path).sync()
+    assert synced == [True]
+
+
+def test_key_markers_are_synced_before_mark_returns(tmp_path: Path) -> None:
+    """The watermark says markers exist: they must be durable before it can be written."""
+    from ingest.lake.keys import KeyIndex, Marker
+
+    calls: list[str] = []
+
+    class Recording(LocalStore):
+        def put_bytes(self, key: str, data: bytes, **kwargs: bool) -> bool:
+            calls.append(f"put {key} durable={kwargs.get('durable', True)}")
+            return super().put_bytes(key, data, **kwargs)
+
+        def sync(self) -> None:
+            calls.append("sync")
+            super().sync()
+
+    keys = KeyIndex(Recording(tmp_path))
+    keys.mark({"a" * 32: Marker("a" * 32, "2026-12-04", "f" * 64), "b" * 32: Marker("b" * 32)})
+    keys.advance(7)
+    assert sorted(calls[:2]) == [
+        f"put _keys/aaa/{'a' * 32} durable=False",
+        f"put _keys/bbb/{'b' * 32} durable=False",
+    ]
+    assert calls[2:] == ["sync", "put _state/keys.json durable=True"]
+    assert keys.read("a" * 32) == Marker("a" * 32, "2026-12-04", "f" * 64)

@@ -133,9 +133,13 @@ class KeyIndex:
         items = sorted(keys.items())
 
         def put(item: tuple[str, Marker]) -> None:
-            self.store.put_bytes(marker_key(item[0]), item[1].encode(), if_absent=not replace)
+            marker = item[1].encode()
+            self.store.put_bytes(marker_key(item[0]), marker, if_absent=not replace, durable=False)
 
         list(_requests().map(put, items))
+        # durable all at once before anything (the watermark) says they are there: on a
+        # local store one file-system sync instead of two fsyncs per marker
+        self.store.sync()
 
     # ------------------------------------------------------------------ the watermark
 
