@@ -1,11 +1,11 @@
-"""Load, once per pool, what trafilatura's libraries otherwise load on a worker's first page.
+"""Load what trafilatura's libraries load lazily, before a worker's first page, cheaply.
 
 dateparser loads its ~200 locales and compiles their patterns the first time htmldate
-hands it a date expression (about 1.4 s of CPU), and justext reads every stoplist the first
-time it meets a page in an unknown language. Every worker paid both. The pool's forkserver
-(or, with the fork start method, each worker as it starts) does it instead, with the
-patterns served from the compile cache (`ingest.regex_cache`), so it costs about 0.3 s and
-the workers a forkserver forks start with all of it loaded.
+hands it a date expression (about 1.4 s of CPU per worker), and justext reads every
+stoplist the first time it meets a page in an unknown language. A worker does both before
+its first page, with dateparser's patterns served from the compile cache
+(`ingest.regex_cache`): about 0.3 s. Installs run `python -m ingest.warmup` once to write
+the cache; without one, the first warm-up writes it.
 
 Nothing here changes what extraction produces: it fills the same caches the first page
 would, with the same patterns.

@@ -1,5 +1,5 @@
-"""Extraction workers start with dateparser's locales loaded, from the compile cache, and
-read dates exactly as a cold process does."""
+"""Extraction workers load dateparser's locales before their first page, from the compile
+cache, and read dates exactly as a cold process does."""
 
 from __future__ import annotations
 
@@ -78,12 +78,16 @@ def _worker_state() -> tuple[bool, int]:
 
 
 @pytest.mark.parametrize("start_method", ["forkserver", "fork"])
-def test_pool_workers_start_warm(start_method: str) -> None:
-    pool = ExtractorPool(workers=2, timeout=60, start_method=start_method)
+def test_a_worker_is_warm_after_its_first_page(start_method: str) -> None:
+    pool = ExtractorPool(workers=1, timeout=60, start_method=start_method)
+    page = "<html><body><article><p>" + "Undated words. " * 40 + "</p></article></body></html>"
     try:
         pool.start()
+        if start_method == "forkserver":  # a fork child inherits whatever this process loaded
+            assert pool.call(_worker_state, what="state") == (False, 0)  # feeds need none
+        pool.extract(page, "https://n.example/a")  # the page itself holds no date
         warm, locales = pool.call(_worker_state, what="state")
     finally:
         pool.close()
     assert warm
-    assert locales > 100  # before any page asked for a date
+    assert locales > 100
