@@ -1,7 +1,8 @@
 """Body and metadata extraction with trafilatura, run in worker processes.
 
-Everything CPU-bound per page (parsing, extraction, hashing, SimHash) happens here so it
-spreads over all cores; the parent only moves strings and writes rows.
+Everything CPU-bound per page (parsing, extraction, hashing, SimHash; and decoding, by the
+pool's worker entry point) happens in worker processes so it spreads over all cores; the
+run's own process only moves bytes and writes rows.
 
 The body is chosen by `extract_page` (rules in the README, "Extraction"): trafilatura's
 precision pass first; on a page whose result looks truncated, a recall-oriented second pass

@@ -182,8 +182,10 @@ class ExtractorPool:
         for future in [pool.submit(abs, 0) for _ in range(self.workers)]:
             future.result(timeout=self.timeout)
 
-    def extract(self, html: str, url: str) -> dict[str, Any]:
-        return self.call(_extract_page, html, url, what=url)
+    def extract(self, body: bytes, content_type: str, url: str) -> dict[str, Any]:
+        """Extract a page as fetched: decoding (charset detection included) is per-page
+        CPU work too, so it happens in the worker, under the page's timeout."""
+        return self.call(_extract_page, body, content_type, url, what=url)
 
     def abort(self) -> None:
         """Stop now (SIGTERM): kill the workers; every job in flight or still to come
@@ -261,15 +263,16 @@ def stop_forkserver() -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _extract_page(html: str, url: str) -> dict[str, Any]:
-    """ingest.extract.extract_page, imported where it runs: the workers have it preloaded,
-    and the run's own process never pays for importing trafilatura. A worker's first page
-    warms its date parser first (from the pattern cache; a no-op afterwards)."""
+def _extract_page(body: bytes, content_type: str, url: str) -> dict[str, Any]:
+    """Decode, then ingest.extract.extract_page, imported where it runs: the workers have it
+    preloaded, and the run's own process never pays for importing trafilatura. A worker's
+    first page warms its date parser first (from the pattern cache; a no-op afterwards)."""
     from ingest.extract import extract_page
+    from ingest.net.decode import decode_html
     from ingest.warmup import warm_extractor
 
     warm_extractor()
-    return extract_page(html, url)
+    return extract_page(decode_html(body, content_type), url)
 
 
 def _timed_call(timeout: float, fn: Callable[..., T], *args: Any) -> T:

@@ -39,7 +39,6 @@ from ingest.lake.tables import (
     table_schema,
     writer_properties,
 )
-from ingest.net import decode_html
 from ingest.normalize import article_row, index_date
 from ingest.sources.model import FeedEntry
 from ingest.store import Store
@@ -182,9 +181,9 @@ def _one(store: Store, pool: ExtractorPool, row: dict[str, Any]) -> tuple[str, A
             exc,
         )
         return "unreadable", None
-    html = decode_html(record.body, record.headers.get("content-type", ""))
     try:
-        extracted = pool.extract(html, record.final_url)
+        content_type = record.headers.get("content-type", "")
+        extracted = pool.extract(record.body, content_type, record.final_url)
     except ExtractError as exc:
         log.warning("re-extraction of %s failed: %s", row["url"], exc)
         return "failed", None

@@ -27,7 +27,7 @@ def test_crashed_worker_costs_only_that_call() -> None:
         page = (
             "<html><body><article><p>" + "Real words here. " * 40 + "</p></article></body></html>"
         )
-        assert pool.extract(page, "https://n.example/a")["word_count"] >= 40
+        assert pool.extract(page.encode(), "text/html", "https://n.example/a")["word_count"] >= 40
     finally:
         pool.close()
 
@@ -56,7 +56,7 @@ def test_daemonic_host_extracts_in_process() -> None:
         pool = ExtractorPool(workers=2, timeout=30, start_method="fork")
         pool.start()
         page = "<html><body><article><p>" + "Daemon words. " * 40 + "</p></article></body></html>"
-        queue.put(pool.extract(page, "https://n.example/d")["word_count"])
+        queue.put(pool.extract(page.encode(), "text/html", "https://n.example/d")["word_count"])
         pool.close()
 
     proc = ctx.Process(target=child, daemon=True)

@@ -85,7 +85,9 @@ def test_a_worker_is_warm_after_its_first_page(start_method: str) -> None:
         pool.start()
         if start_method == "forkserver":  # a fork child inherits whatever this process loaded
             assert pool.call(_worker_state, what="state") == (False, 0)  # feeds need none
-        pool.extract(page, "https://n.example/a")  # the page itself holds no date
+        pool.extract(
+            page.encode(), "text/html", "https://n.example/a"
+        )  # the page itself holds no date
         warm, locales = pool.call(_worker_state, what="state")
     finally:
         pool.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingest.net.decode import decode_html
-
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
@@ -25,7 +23,3 @@ class Response:
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-    def text(self) -> str:
-        """Decode with the charset from HTTP header, BOM or meta; detect when none is given."""
-        return decode_html(self.body, self.headers.get("content-type", ""))

@@ -89,7 +89,9 @@ class PageStage:
         with ledger.lock:
             ledger.pages_fetched += 1
         try:
-            extracted = self.extractor.extract(resp.text(), resp.final_url)
+            extracted = self.extractor.extract(
+                resp.body, resp.headers.get("content-type", ""), resp.final_url
+            )
         except ExtractError as exc:
             self.reject(entry, key, resp.final_url, "extract", exc)
             return
