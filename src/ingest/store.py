@@ -129,21 +129,21 @@ class LocalStore:
     def put_bytes(
         self, key: str, data: bytes, *, if_absent: bool = False, durable: bool = True
     ) -> bool:
-        """Write `key` atomically (a reader sees all of it or nothing). `durable=False`
-        skips the file's and its directory's fsync: the write may be lost in a crash until
-        the next `sync()`, which makes many small writes durable at once."""
+        """Write `key` atomically (a reader sees all of it or nothing), its content on disk
+        before it has its name. `durable=False` skips the fsync of its directory: the name
+        may be lost in a crash until the next `sync()`, which makes the names of many small
+        writes durable at once (never a name without its content)."""
         dest = self._path(key)
         with self._writing(key) as (tmp, fh):
             fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+            fh.flush()
+            os.fsync(fh.fileno())
             fh.close()
             return self._publish(tmp, dest, if_absent, durable)
 
     def sync(self) -> None:
         """Make every write so far durable: one syncfs(2) of the store's file system (where
-        the C library has it, else sync(2)), instead of two fsyncs per small file."""
+        the C library has it, else sync(2)), instead of a directory fsync per small file."""
         try:
             _sync_file_system(self.root)
         except OSError as exc:

@@ -105,7 +105,7 @@ def test_bad_store_uri(uri: str) -> None:
         open_store(uri)
 
 
-def test_local_writes_without_fsync_are_atomic_and_a_sync_makes_them_durable(
+def test_local_writes_without_a_directory_fsync_are_atomic_and_sync_makes_them_durable(
     tmp_path: Path,
 ) -> None:
     store = LocalStore(tmp_path)

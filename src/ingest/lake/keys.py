@@ -138,7 +138,7 @@ class KeyIndex:
 
         list(_requests().map(put, items))
         # durable all at once before anything (the watermark) says they are there: on a
-        # local store one file-system sync instead of two fsyncs per marker
+        # local store one file-system sync instead of a directory fsync per marker
         self.store.sync()
 
     # ------------------------------------------------------------------ the watermark
