@@ -26,7 +26,12 @@ _NO_DATE = "qzx 12"
 _warm = False
 
 
-def warm_extractor(cache_directory: Path | None = None) -> regex_cache.Usage | None:
+def cache_path() -> Path:
+    """The compile cache of this `regex` and this Python, in the user's cache directory."""
+    return regex_cache.cache_file(regex_cache.default_directory())
+
+
+def warm_extractor() -> regex_cache.Usage | None:
     """Warm this process's date parser and stoplists, once; None when already warm or when
     it failed (which only costs the time it would have saved)."""
     global _warm
@@ -34,7 +39,7 @@ def warm_extractor(cache_directory: Path | None = None) -> regex_cache.Usage | N
         return None
     _warm = True
     started = time.perf_counter()
-    path = regex_cache.cache_file(cache_directory or regex_cache.default_directory())
+    path = cache_path()
     try:
         from htmldate.extractors import get_external_parser
         from trafilatura.external import jt_stoplist_init
@@ -58,5 +63,4 @@ def warm_extractor(cache_directory: Path | None = None) -> regex_cache.Usage | N
 if __name__ == "__main__":  # installs run it once, so a fresh install's first run is warm
     done = warm_extractor()
     if done is not None:
-        path = regex_cache.cache_file(regex_cache.default_directory())
-        print(f"date patterns: {done.served} cached, {done.compiled} compiled ({path})")
+        print(f"date patterns: {done.served} cached, {done.compiled} compiled ({cache_path()})")
