@@ -181,8 +181,8 @@ def _one(store: Store, pool: ExtractorPool, row: dict[str, Any]) -> tuple[str, A
             exc,
         )
         return "unreadable", None
+    content_type = record.headers.get("content-type", "")
     try:
-        content_type = record.headers.get("content-type", "")
         extracted = pool.extract(record.body, content_type, record.final_url)
     except ExtractError as exc:
         log.warning("re-extraction of %s failed: %s", row["url"], exc)
