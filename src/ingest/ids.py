@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from courlan import normalize_url
@@ -28,6 +29,7 @@ def is_tracking_param(name: str) -> bool:
     return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
 
 
+@lru_cache(maxsize=4096)  # a run asks about each link 2-3 times (select, normalize, keys)
 def canonical_url(url: str) -> str:
     """Lower-case scheme and host, default port and fragment dropped, tracking parameters
     removed and the rest of the query sorted.

@@ -179,6 +179,25 @@ def test_waiting_for_a_worker_does_not_count_against_the_timeout() -> None:
     assert results == {f"page{i}": None for i in range(4)}
 
 
+def test_a_job_waiting_in_the_pool_is_not_taken_for_stuck() -> None:
+    """One worker, a 1 s timeout and 0.2 s grace; two 0.8 s jobs at once: the second waits
+    in the pool behind the first and is done 1.6 s after it was submitted, past one
+    timeout and the grace, yet neither is rejected and the worker is never replaced."""
+    pool = ExtractorPool(workers=1, timeout=1.0, grace=0.2)
+    try:
+        pool.start()
+        before = pool.call(os.getpid, what="pid")
+        started = time.monotonic()
+        results = _concurrently(pool, {f"page{i}": (time.sleep, 0.8) for i in range(2)})
+        elapsed = time.monotonic() - started
+        after = pool.call(os.getpid, what="pid")
+    finally:
+        pool.close()
+    assert results == {"page0": None, "page1": None}
+    assert before == after
+    assert elapsed >= 1.6  # they did run one after the other
+
+
 def test_an_overrun_the_worker_stops_itself_keeps_the_worker() -> None:
     pool = ExtractorPool(workers=1, timeout=1.0)
     try:
