@@ -24,6 +24,7 @@ exit on their own.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -52,6 +53,8 @@ PRELOAD = ["ingest.extract"]
 # Jobs waiting in the pool per worker. Without one, a worker idled 2-3 ms between pages
 # while the parent's threads handed over the next (6% of its time on the real-page corpus).
 QUEUED_PER_WORKER = 1
+# The pipe to the workers: room for a waiting page (1 MiB is what Linux lets any process ask).
+CALL_PIPE_BYTES = 1 << 20
 # A job cut short by a replacement it did not cause runs again; this bounds the loop if
 # replacements never stop (then the job is a transient failure: the next run retries it).
 MAX_SUBMITS = 5
@@ -104,6 +107,7 @@ class ExtractorPool:
                         initializer=_exit_with_owner,
                         initargs=(os.getpid(),),
                     )
+                    _widen_call_pipe(self._pool)
             return self._pool
 
     def _replace(self, broken: ProcessPoolExecutor, kill: bool) -> None:
@@ -236,6 +240,20 @@ def _in_new_thread(fn: Callable[[], None]) -> None:
     thread.join()
     if failure:
         raise failure[0]
+
+
+def _widen_call_pipe(pool: ProcessPoolExecutor) -> None:
+    """Let the pipe that carries jobs to the workers hold a whole waiting page.
+
+    Linux pipes hold 64 KiB by default: a 200 KB page then crosses in pieces, and each
+    piece waits for this process to be scheduled while the workers hold every core (a
+    worker idled about 1 ms a page for it). Best effort: where the pool's queue or the
+    call is not there, or the system caps pipes lower, pipes stay as they are."""
+    writer = getattr(getattr(pool, "_call_queue", None), "_writer", None)
+    if writer is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    with suppress(OSError, ValueError):
+        fcntl.fcntl(writer.fileno(), fcntl.F_SETPIPE_SZ, CALL_PIPE_BYTES)
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -15,7 +16,7 @@ import psutil
 import pytest
 
 from ingest.errors import ExtractError
-from ingest.extractor_pool import ExtractorPool
+from ingest.extractor_pool import CALL_PIPE_BYTES, ExtractorPool
 
 
 def test_crashed_worker_costs_only_that_call() -> None:
@@ -92,7 +93,7 @@ def test_forked_workers_do_not_keep_the_callers_stack() -> None:
 _OWNER = """
 import sys, time
 import psutil
-from ingest.extractor_pool import ExtractorPool
+from ingest.extractor_pool import CALL_PIPE_BYTES, ExtractorPool
 
 pool = ExtractorPool(workers=2, timeout=60, start_method=sys.argv[1])
 pool.start()
@@ -196,6 +197,17 @@ def test_a_job_waiting_in_the_pool_is_not_taken_for_stuck() -> None:
     assert results == {"page0": None, "page1": None}
     assert before == after
     assert elapsed >= 1.6  # they did run one after the other
+
+
+def test_a_waiting_page_fits_in_the_pipe_to_the_workers() -> None:
+    pool = ExtractorPool(workers=1, timeout=30)
+    try:
+        page = b"<html><body><p>" + b"x" * 300_000 + b"</p></body></html>"
+        assert pool.call(len, page, what="big page") == len(page)
+        writer = pool._pool._call_queue._writer  # type: ignore[union-attr]
+        assert fcntl.fcntl(writer.fileno(), fcntl.F_GETPIPE_SZ) >= CALL_PIPE_BYTES
+    finally:
+        pool.close()
 
 
 def test_an_overrun_the_worker_stops_itself_keeps_the_worker() -> None:
