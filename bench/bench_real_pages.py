@@ -21,9 +21,13 @@ Two commands are timed, each a fresh process started cold, in alternating pairs:
 It prints the median of each over the pairs and the ratio plain / pipeline (1.0: the
 pipeline is as fast as trafilatura alone), for the whole corpus and for a sample (default
 200 pages, where start-up weighs more), plus `ingest --help` wall time and CPU seconds of
-each process tree. `--json PATH` writes every number.
+each process tree. `--json PATH` writes every number. `--baseline-src DIR` adds a third
+side to every round, the pipeline run with another commit's `src/`, and reports how much
+faster this one is, round by round: the machine's speed drifts between invocations, so a
+before/after is only fair within one.
 
     .venv/bin/python bench/bench_real_pages.py [--pairs 5] [--sample 200] [--sets corpus,sample]
+    .venv/bin/python bench/bench_real_pages.py --sets corpus --baseline-src ../before/src
 """
 
 from __future__ import annotations
@@ -218,6 +222,10 @@ def measure_set(name: str, raw: list[tuple[str, bytes]], args: argparse.Namespac
     env = dict(os.environ)
     if args.engine_src:  # another checkout's engine, for before/after comparisons
         env["PYTHONPATH"] = str(Path(args.engine_src).resolve())
+    # a before/after in one invocation: the machine's speed drifts between invocations
+    base_env = dict(os.environ)
+    if args.baseline_src:
+        base_env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
     first = FirstRequest()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="newsflow-bench-") as tmp:
         feeds_yaml, items = serve(stack, raw, args.publishers, first)
@@ -226,22 +234,41 @@ def measure_set(name: str, raw: list[tuple[str, bytes]], args: argparse.Namespac
         pickle_path = Path(tmp) / "pages.pickle"
         with open(pickle_path, "wb") as fh:
             pickle.dump((items, EXTRACT_OPTIONS), fh)
-        pipe, plain = [], []
+        pipe, plain, base = [], [], []
+        sides = ["pipeline", "plain"] + (["baseline"] if args.baseline_src else [])
         for pair in range(args.pairs):
-            order = ("pipeline", "plain") if pair % 2 == 0 else ("plain", "pipeline")
-            for side in order:
+            shift = pair % len(sides)  # each side takes each place in turn
+            for side in sides[shift:] + sides[:shift]:
                 if side == "pipeline":
                     pipe.append(run_pipeline(feeds_file, args.workers, first, env))
+                elif side == "baseline":
+                    base.append(run_pipeline(feeds_file, args.workers, first, base_env))
                 else:
                     plain.append(run_plain(pickle_path, args.workers, env))
             print(
                 f"  {name} pair {pair + 1}/{args.pairs}: pipeline {pipe[-1]['wall']:6.2f} s "
-                f"({pipe[-1]['articles']} articles), plain {plain[-1]['wall']:6.2f} s",
+                f"({pipe[-1]['articles']} articles), plain {plain[-1]['wall']:6.2f} s"
+                + (f", baseline {base[-1]['wall']:6.2f} s" if base else ""),
                 file=sys.stderr,
             )
     pipe_wall = statistics.median(r["wall"] for r in pipe)
     plain_wall = statistics.median(r["wall"] for r in plain)
     firsts = [r["first_request"] for r in pipe if r["first_request"] is not None]
+    baseline: dict[str, Any] = {}
+    if base:
+        base_wall = statistics.median(r["wall"] for r in base)
+        baseline = {
+            "baseline_src": args.baseline_src,
+            "baseline_median_s": round(base_wall, 2),
+            "baseline_ratio": round(plain_wall / base_wall, 3),
+            "baseline_articles": [r["articles"] for r in base],
+            "baseline_runs_s": [round(r["wall"], 2) for r in base],
+            # per round, so a slow hour slows both: > 1 means the pipeline is faster
+            "speedup_over_baseline": round(
+                statistics.median(b["wall"] / p["wall"] for b, p in zip(base, pipe, strict=True)),
+                3,
+            ),
+        }
     return {
         "pages": len(raw),
         "megabytes": round(sum(len(b) for _, b in raw) / 1e6, 1),
@@ -256,6 +283,7 @@ def measure_set(name: str, raw: list[tuple[str, bytes]], args: argparse.Namespac
         "plain_documents": [r["documents"] for r in plain],
         "pipeline_runs_s": [round(r["wall"], 2) for r in pipe],
         "plain_runs_s": [round(r["wall"], 2) for r in plain],
+        **baseline,
     }
 
 
@@ -279,6 +307,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", help="write every number here")
     ap.add_argument(
         "--engine-src", help="run the pipeline with this src/ directory first on PYTHONPATH"
+    )
+    ap.add_argument(
+        "--baseline-src",
+        help="also time the pipeline with this src/ directory (another commit's engine) in "
+        "every round: a before/after measured in one invocation",
     )
     ap.add_argument("--plain", help=argparse.SUPPRESS)  # the plain side's own process
     args = ap.parse_args(argv)
@@ -330,6 +363,12 @@ def print_table(result: dict[str, Any]) -> None:
             f"{first if first is not None else '-':>11}{row['pipeline_cpu_median_s']:>10}"
             f"{row['plain_cpu_median_s']:>10}"
         )
+        if "baseline_median_s" in row:
+            print(
+                f"{'':<8}baseline {row['baseline_src']}: {row['baseline_median_s']} s, ratio "
+                f"{row['baseline_ratio']}; the pipeline is {row['speedup_over_baseline']}x "
+                "as fast (median of rounds)"
+            )
 
 
 if __name__ == "__main__":

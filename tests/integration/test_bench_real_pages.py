@@ -25,3 +25,24 @@ def test_the_real_page_benchmark_runs_both_sides_over_every_page(tmp_path: Path)
     measured = sample["plain_median_s"] / sample["pipeline_median_s"]  # medians rounded to 0.01
     assert abs(sample["ratio"] - measured) < 0.02
     assert "sample" in done.stdout and "ratio" in done.stdout
+
+
+def test_a_baseline_engine_is_timed_in_the_same_rounds(tmp_path: Path) -> None:
+    """--baseline-src runs the pipeline a third time per round with the given src/ (here the
+    same engine), and the reported speedup is the median of its rounds' ratios."""
+    src = Path(__file__).resolve().parents[2] / "src"
+    args = ["--sets", "sample", "--sample", "4", "--pairs", "3", "--publishers", "1"]
+    done, result = run_bench(
+        "bench_real_pages.py",
+        [*args, "--baseline-src", str(src)],
+        tmp_path / "bench.json",
+        timeout=600,
+    )
+    sample = result["sample"]
+    assert sample["baseline_articles"] == sample["articles"]
+    assert len(sample["baseline_runs_s"]) == len(sample["pipeline_runs_s"]) == 3
+    rounds = sorted(
+        b / p for b, p in zip(sample["baseline_runs_s"], sample["pipeline_runs_s"], strict=True)
+    )
+    assert abs(sample["speedup_over_baseline"] - rounds[1]) < 0.02  # runs rounded to 0.01
+    assert "baseline" in done.stdout
