@@ -55,7 +55,7 @@ except ImportError:  # a platform without its wheels: the standard library's zli
     from gzip import compress as _gzip_compress
 
 WARC_VERSION = "1.1"
-# Measured on the real-page corpus (bench/README, "Raw archive compression"): zlib level 9
+# Measured on the real-page corpus (bench/README, "The raw archive's compression"): zlib level 9
 # (what warcio writes) compresses HTML to 19.3 % at 28 MB/s, level 1 to 23.0 % at 167 MB/s;
 # ISA-L level 1 to 22.5 % at 576 MB/s. The archive is written on the run's critical path
 # and read rarely.
