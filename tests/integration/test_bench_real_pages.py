@@ -24,6 +24,8 @@ def test_the_real_page_benchmark_runs_both_sides_over_every_page(tmp_path: Path)
     assert 0 < sample["first_request_median_s"] < sample["pipeline_median_s"]
     measured = sample["plain_median_s"] / sample["pipeline_median_s"]  # medians rounded to 0.01
     assert abs(sample["ratio"] - measured) < 0.02
+    pair = sample["plain_runs_s"][0] / sample["pipeline_runs_s"][0]  # one pair: its own ratio
+    assert abs(sample["ratio_of_pairs_median"] - pair) < 0.02
     assert "sample" in done.stdout and "ratio" in done.stdout
 
 
