@@ -162,6 +162,23 @@ def test_markers_are_rebuilt_from_the_log_when_the_watermark_is_behind(store: St
     assert KeyIndex(store).committed(wanted) == set(wanted)
 
 
+def test_a_marker_left_empty_by_a_crash_before_the_sync_is_rewritten(store: Store) -> None:
+    """A local store's new markers are durable only after one sync: a crash before it can
+    leave one empty, and the watermark then has not moved, so recovery rewrites it."""
+    for i in range(2):
+        Lake(store).commit(stage(store, f"r{i}", [i]))
+    keys = KeyIndex(store)
+    aid = row(1, "x")["article_id"]
+    good = keys.read(aid)
+    assert good is not None and good.article_id == aid
+    store.put_bytes(marker_key(aid), b"")  # what the crash left
+    store.delete(WATERMARK)
+    assert keys.read(aid) is None
+    Lake(store).recover()
+    assert keys.read(aid) == good
+    assert keys.committed([aid, row(0, "x")["article_id"]]) == {aid, row(0, "x")["article_id"]}
+
+
 def test_the_report_of_a_committed_run_is_read_from_its_commit(store: Store) -> None:
     from ingest.lake.commit import REPORTS
     from ingest.run import previous_report

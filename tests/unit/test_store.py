@@ -118,6 +118,24 @@ def test_local_writes_without_a_directory_fsync_are_atomic_and_sync_makes_them_d
     assert list((tmp_path / "_tmp").iterdir()) == []  # nothing half-written left behind
 
 
+def test_a_new_local_write_left_to_the_sync_skips_its_own_fsync(monkeypatch, tmp_path) -> None:
+    """Markers by the thousand: one sync for all of them, not an fsync each. A write that
+    replaces a name still syncs its content first (a crash never empties what was there)."""
+    import ingest.store as store_module
+
+    synced: list[int] = []
+    real_fsync = store_module.os.fsync
+    monkeypatch.setattr(store_module.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    store = LocalStore(tmp_path)
+    assert store.put_bytes("_keys/abc/abcdef", b"one", if_absent=True, durable=False)
+    assert synced == []
+    assert store.put_bytes("_keys/abc/abcdef", b"two", durable=False)  # a replace
+    assert len(synced) == 1
+    assert store.put_bytes("_state/keys.json", b"{}", if_absent=True)  # durable: content, dir
+    assert len(synced) == 3
+    assert store.get_bytes("_keys/abc/abcdef") == b"two"
+
+
 def test_local_sync_without_syncfs_syncs_everything(monkeypatch, tmp_path: Path) -> None:
     import ingest.store as store_module
 

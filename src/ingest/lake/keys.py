@@ -13,7 +13,10 @@ its row in place without reading the table (a MERGE limited to that partition).
 Markers are written after each commit from the rows it added, and the watermark says up to
 which table version they are complete. A run that finds commits above the watermark (a
 process killed between its commit and its markers) writes theirs first, from the log:
-`roll_forward`. Markers are idempotent, so doing that twice costs requests, not rows.
+`roll_forward`. Markers are idempotent, so doing that twice costs requests, not rows. On a
+local store a new marker is made durable by one file-system sync before the watermark
+moves, not one by one, so a crash before that sync can leave one empty: `roll_forward`
+rewrites those too.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -37,7 +41,6 @@ log = logging.getLogger(__name__)
 
 KEYS = "_keys/"
 WATERMARK = "_state/keys.json"
-REQUEST_THREADS = 16
 KEY_COLUMNS = ["article_id", "url", "final_url", "canonical_url", "content_sha256"]
 _PARTITION_IN_PATH = re.compile(r"(?:^|/)ingest_date=(\d{4}-\d\d-\d\d)/")
 
@@ -66,16 +69,36 @@ class Marker:
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-def _requests() -> ThreadPoolExecutor:
+def _requests(threads: int) -> ThreadPoolExecutor:
     """One pool for every key lookup and marker write of the process (threads are made on
     first use, so a process that forks workers early has none yet)."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="keys")
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="keys")
         return _pool
+
+
+def _each(store: Store, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """fn over items, as many at once as the store is worth (in order)."""
+    threads = store.request_threads
+    if threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    return list(_requests(threads).map(fn, items))
+
+
+def _unreadable(raw: bytes | None) -> bool:
+    if raw is None:
+        return False  # deleted meanwhile: not ours to bring back
+    try:
+        Marker.decode(raw)
+    except ValueError:
+        return True
+    return False
 
 
 def marker_key(key: str) -> str:
@@ -110,9 +133,7 @@ class KeyIndex:
         wanted = sorted(set(keys))
         if not wanted:
             return set()
-        if len(wanted) == 1:
-            return set(wanted) if self.store.exists(marker_key(wanted[0])) else set()
-        found = _requests().map(lambda k: self.store.exists(marker_key(k)), wanted)
+        found = _each(self.store, lambda k: self.store.exists(marker_key(k)), wanted)
         return {k for k, hit in zip(wanted, found, strict=True) if hit}
 
     def read(self, key: str) -> Marker | None:
@@ -125,20 +146,26 @@ class KeyIndex:
         except ValueError:
             return None
 
-    def mark(self, keys: dict[str, Marker], *, replace: bool = False) -> None:
+    def mark(self, keys: dict[str, Marker], *, replace: bool = False, mend: bool = False) -> None:
         """Write the markers: create-if-absent (an existing one is left as it is), or
-        `replace` them (an article updated in place has a new content hash)."""
+        `replace` them (an article updated in place has a new content hash). `mend`: an
+        existing marker that does not read (emptied by a crash before the sync) is
+        rewritten."""
         if not keys:
             return
         items = sorted(keys.items())
 
         def put(item: tuple[str, Marker]) -> None:
-            marker = item[1].encode()
-            self.store.put_bytes(marker_key(item[0]), marker, if_absent=not replace, durable=False)
+            key, marker = marker_key(item[0]), item[1].encode()
+            if self.store.put_bytes(key, marker, if_absent=not replace, durable=False):
+                return
+            if mend and _unreadable(self.store.get_bytes(key)):
+                log.warning("rewriting the unreadable key marker %s", key)
+                self.store.put_bytes(key, marker, durable=False)
 
-        list(_requests().map(put, items))
+        _each(self.store, put, items)
         # durable all at once before anything (the watermark) says they are there: on a
-        # local store one file-system sync instead of a directory fsync per marker
+        # local store one file-system sync instead of an fsync per marker
         self.store.sync()
 
     # ------------------------------------------------------------------ the watermark
@@ -174,7 +201,7 @@ class KeyIndex:
             for add in adds:
                 rows = read_data_file(self.store, ARTICLES, add["path"], KEY_COLUMNS)
                 date = (add.get("partitionValues") or {}).get("ingest_date")
-                self.mark(keys_of_rows(rows, date or partition_of(add["path"])))
+                self.mark(keys_of_rows(rows, date or partition_of(add["path"])), mend=True)
         if head >= start:
             self.advance(head)
 
