@@ -289,3 +289,46 @@ def test_hostile_markup_is_an_extract_error_not_a_crash(monkeypatch: pytest.Monk
     with pytest.raises(ExtractError) as err:
         extract_page(_page(f"<p>{PROSE}</p>"), URL)
     assert err.value.reason == "extract_failed"
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _pages_with_forms(limit: int) -> list[str]:
+    """Corpus pages whose forms lxml.html would give its form-field classes."""
+    root, urls = _corpus()
+    found = []
+    for file in sorted(urls):
+        path = root / "pages" / f"{file}.gz"
+        if not path.is_file():  # the index names a few pages the corpus does not hold
+            continue
+        raw = gzip.decompress(path.read_bytes())
+        if b"<form" in raw and b"<input" in raw and b"<select" in raw:
+            found.append(file)
+        if len(found) == limit:
+            break
+    return found
+
+
+def test_element_classes_chosen_in_c_change_no_extraction() -> None:
+    """The engine parses with element classes picked in C (ingest.extract says why), not
+    lxml.html's Python lookup: on real pages full of forms both extract the same."""
+    from lxml.html import HtmlElementClassLookup, InputElement
+    from trafilatura.utils import HTML_PARSER
+
+    assert type(load_html("<html><body><form><input name=q></form></body></html>")
+                .find(".//input")) is not InputElement  # fmt: skip
+    files = _pages_with_forms(12) + [page.values[0] for page in REGRESSION_PAGES]
+    assert len(files) >= 12
+    ours = {file: extract_page(*corpus_page(file)) for file in files}
+    HTML_PARSER.set_element_class_lookup(HtmlElementClassLookup())
+    try:
+        assert type(load_html("<html><body><input></body></html>").find(".//input")) is (
+            InputElement
+        )
+        for file in files:
+            assert extract_page(*corpus_page(file)) == ours[file], file
+    finally:
+        from ingest.extract import _element_classes_chosen_in_c
+
+        _element_classes_chosen_in_c()
