@@ -67,6 +67,17 @@ def test_page_without_article_is_an_extract_error() -> None:
     assert err.value.reason == "no_text"
 
 
+def test_the_content_hash_sees_any_run_of_unicode_whitespace_as_one_space() -> None:
+    """Stored hashes must not move: a recheck compares them to decide "updated"."""
+    import hashlib
+    import sys
+
+    spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    assert len(spaces) == 29  # tab to ideographic space, U+001C-U+001F and U+0085 included
+    sha, _ = fingerprints(f"{spaces}Harbour{spaces}works{spaces}resume{spaces} ")
+    assert sha == hashlib.sha256(b"Harbour works resume").hexdigest()
+
+
 def test_fingerprints_exact_and_near_duplicates() -> None:
     text = " ".join(f"word{i} sentence{i % 7} clause{i % 13}" for i in range(300))
     sha, simhash = fingerprints(text)
