@@ -35,6 +35,7 @@ before/after is only fair within one.
 from __future__ import annotations
 
 import argparse
+import compileall
 import gzip
 import json
 import os
@@ -218,16 +219,25 @@ def run_plain(pickle_path: Path, workers: int, env: dict[str, str]) -> dict[str,
     return {"wall": wall, "cpu": cpu, "documents": int(out.split()[-1])}
 
 
+def _compiled(src: str) -> Path:
+    """Another checkout's src/ with its bytecode written, as an install leaves it: without,
+    where PYTHONDONTWRITEBYTECODE is set, each of its processes would compile it again."""
+    path = Path(src).resolve()
+    if not compileall.compile_dir(path, quiet=1):
+        raise SystemExit(f"cannot compile {path}")
+    return path
+
+
 def measure_set(name: str, raw: list[tuple[str, bytes]], args: argparse.Namespace) -> dict:
     from ingest.extract import EXTRACT_OPTIONS
 
     env = dict(os.environ)
     if args.engine_src:  # another checkout's engine, for before/after comparisons
-        env["PYTHONPATH"] = str(Path(args.engine_src).resolve())
+        env["PYTHONPATH"] = str(_compiled(args.engine_src))
     # a before/after in one invocation: the machine's speed drifts between invocations
     base_env = dict(os.environ)
     if args.baseline_src:
-        base_env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
+        base_env["PYTHONPATH"] = str(_compiled(args.baseline_src))
     first = FirstRequest()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="newsflow-bench-") as tmp:
         feeds_yaml, items = serve(stack, raw, args.publishers, first)
