@@ -64,7 +64,7 @@ class LocalStore:
     """A directory. Temp files live under _tmp/ so a reader's glob never sees them."""
 
     # A stat or a small write answers from the page cache in microseconds: threads would
-    # only take turns at the interpreter lock (2,500 markers: 0.3 s on one thread, 0.7-0.9 s
+    # only take turns at the interpreter lock (2,500 markers: 0.3 s on one thread, 0.6-0.7 s
     # of wall time and three times the CPU on sixteen).
     request_threads = 1
 
