@@ -110,7 +110,11 @@ class Status:
 
     @property
     def state(self) -> str:
-        """pending | active | expired | denied | unsubscribing | unsubscribed"""
+        """pending | active | expired | denied | unsubscribing | unsubscribed, now."""
+        return self.state_at(datetime.now(UTC))
+
+    def state_at(self, now: datetime) -> str:
+        """The state at `now`: a lease runs out by the clock a sync is given."""
         sub, ver = self.subscription, self.verification
         confirmed = ver is not None and ver.at >= sub.requested_at
         if sub.mode == "unsubscribe":
@@ -120,7 +124,7 @@ class Status:
         if ver is None or ver.mode != "subscribe":
             return "pending"
         expires = ver.expires_at
-        if expires is not None and expires <= datetime.now(UTC):
+        if expires is not None and expires <= now:
             return "expired"
         return "active"
 
@@ -254,7 +258,7 @@ def sync(
             sub = new_subscription(source, topic, hub, now)
             _request(subs, sub, client, public_base, report.subscribed, report)
             continue
-        state, sub, ver = status.state, status.subscription, status.verification
+        state, sub, ver = status.state_at(now), status.subscription, status.verification
         requested = datetime.fromisoformat(sub.requested_at)
         unanswered = ver is None or ver.at < sub.requested_at
         if unanswered and now - requested < RETRY_UNVERIFIED:
@@ -283,11 +287,11 @@ def _retire(
     sub = status.subscription
     if sub.mode == "unsubscribe":
         requested = datetime.fromisoformat(sub.requested_at)
-        if status.state == "unsubscribed" or now - requested >= FORGET_UNSUBSCRIBED:
+        if status.state_at(now) == "unsubscribed" or now - requested >= FORGET_UNSUBSCRIBED:
             subs.forget(sub.id)
             report.forgotten += 1
         return
-    if status.state in ("pending", "denied", "expired"):
+    if status.state_at(now) in ("pending", "denied", "expired"):
         subs.forget(sub.id)  # the hub holds nothing live for it
         report.forgotten += 1
         return
