@@ -265,9 +265,12 @@ class RunLease:
 
     def stop_heartbeat(self) -> None:
         self._stop.set()
-        if self._heartbeat is not None:
-            self._heartbeat.join(timeout=10)
-            self._heartbeat = None
+        beat, self._heartbeat = self._heartbeat, None
+        # A SIGTERM can interrupt start() before the thread reports that it runs: there is
+        # nothing to wait for then (it sees the stop set and ends by itself), and join()
+        # would raise instead of letting the run stop cleanly.
+        if beat is not None and beat.is_alive():
+            beat.join(timeout=10)
 
     def _start_heartbeat(self) -> None:
         self._stop.clear()

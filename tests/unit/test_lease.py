@@ -33,3 +33,17 @@ def test_process_alive_tells_a_live_a_dead_and_a_reused_pid_apart() -> None:
     finally:
         zombie.wait()
     assert not process_alive(0, None) and not process_alive(-1, None)
+
+
+def test_a_heartbeat_interrupted_while_starting_stops_without_an_error(tmp_path) -> None:
+    """SIGTERM can land inside Thread.start(), before the heartbeat reports that it runs;
+    releasing the lease then must not fail on joining a thread that never started."""
+    import threading
+
+    from ingest.lease import RunLease
+    from ingest.store import LocalStore
+
+    lease = RunLease(LocalStore(tmp_path), "holder", "run-1")
+    lease._heartbeat = threading.Thread(target=lease._beat, daemon=True)  # never started
+    lease.release()
+    assert lease._heartbeat is None
