@@ -181,6 +181,39 @@ def test_index_and_ddl_commands(feeds_file: Path, tmp_path: Path) -> None:
     assert ingest("ddl", "--dialect", "oracle").returncode == 2
 
 
+# `python -m ingest.cli` as the console script runs it, reporting at the very end how many
+# objects the interpreter's last garbage collection was told to leave alone
+EXIT_PROBE = """
+import atexit, gc, runpy, sys
+atexit.register(lambda: print("frozen", gc.get_freeze_count(), file=sys.stderr))
+sys.argv = ["ingest", *sys.argv[1:]]
+runpy.run_module("ingest.cli", run_name="__main__")
+"""
+
+
+def test_the_program_ends_without_a_last_collection_and_keeps_its_exit_status(
+    feeds_file: Path, tmp_path: Path
+) -> None:
+    def program(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", EXIT_PROBE, *args],
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    run = program(
+        "run", "--feeds", str(feeds_file), "--store", str(tmp_path / "s"),
+        "--allow-network", "127.0.0.1/32", "--no-progress",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "dates touched" in run.stdout  # everything printed is still written out
+    assert int(re.search(r"^frozen (\d+)$", run.stderr, re.M).group(1)) > 1000
+    missing = program("index", "--store", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "no newsflow store" in missing.stderr
+
+
 def test_readers_refuse_a_store_that_does_not_exist(tmp_path: Path, s3_bucket) -> None:
     typo = tmp_path / "typo"
     for command in (["status"], ["index"], ["ddl", "--dialect", "duckdb"]):

@@ -93,3 +93,20 @@ def test_a_worker_is_warm_after_its_first_page(start_method: str) -> None:
         pool.close()
     assert warm
     assert locales > 100
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "fork"])
+def test_warm_readies_an_idle_worker_before_any_page(start_method: str) -> None:
+    """What a run does once it has pages to fetch: the worker warms while they download."""
+    pool = ExtractorPool(workers=1, timeout=60, start_method=start_method)
+    try:
+        pool.start()
+        if start_method == "forkserver":
+            assert pool.call(_worker_state, what="state") == (False, 0)
+        pool.warm()
+        pool.warm()  # once per pool: the second call sends nothing
+        warm, locales = pool.call(_worker_state, what="state")  # queued behind the warm-up
+    finally:
+        pool.close()
+    assert warm
+    assert locales > 100

@@ -1,5 +1,3 @@
-import sys
+from ingest.cli.main import entry
 
-from ingest.cli.main import main
-
-sys.exit(main())
+entry()

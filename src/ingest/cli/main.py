@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -84,3 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def entry() -> None:
+    """The `ingest` program: `main`, then the process ends. Everything it made is frozen
+    out of the interpreter's last garbage collection, which would walk the whole heap a run
+    leaves (0.1 s of every run's exit) only to free memory the exit frees anyway; files and
+    connections are closed by the code that opened them, not by that collection."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)

@@ -183,6 +183,8 @@ class Crawl:
                     max_rechecks=settings.max_rechecks,
                 )
                 progress.add_total(len(todo))
+                if todo:
+                    extractor.warm()  # while the first pages are being fetched
                 page_futures += [fetchers.submit(page, item) for item in todo]
             for future in page_futures:
                 future.result()

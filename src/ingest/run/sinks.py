@@ -4,6 +4,7 @@ until the commit (ingest.lake)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -73,7 +74,15 @@ class Sinks:
         return self.raw.bytes_written if self.raw is not None else 0
 
     def close(self) -> list[PartInfo]:
-        parts = self.articles.close() + self.updates.close() + self.rejects.close()
-        if self.raw is not None:
-            parts += self.raw.close()
-        return parts
+        """Everything written out. The WARC file goes out in a thread of its own while the
+        Parquet parts are encoded and written: both mostly wait on the store or run in C, so
+        the run's tail is the longer of the two, not their sum."""
+        if self.raw is None:
+            return self._close_parts()
+        with ThreadPoolExecutor(1, thread_name_prefix="raw-close") as closing:
+            raw = closing.submit(self.raw.close)
+            parts = self._close_parts()  # raises after the WARC close ended, if it fails
+            return parts + raw.result()
+
+    def _close_parts(self) -> list[PartInfo]:
+        return self.articles.close() + self.updates.close() + self.rejects.close()
