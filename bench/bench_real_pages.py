@@ -174,9 +174,14 @@ def serve(stack: ExitStack, raw: list[tuple[str, bytes]], publishers: int, first
 # --------------------------------------------------------------------------- measuring
 
 
-def _ingest_command() -> list[str]:
+def _ingest_command(env: dict[str, str] | None = None) -> list[str]:
+    """The installed `ingest` program; for another checkout's engine (`PYTHONPATH` set),
+    `python -m ingest.cli`, which every version has, whatever entry point the installed
+    script calls."""
     script = Path(sys.executable).with_name("ingest")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ingest"]
+    if script.exists() and not (env or {}).get("PYTHONPATH"):
+        return [str(script)]
+    return [sys.executable, "-m", "ingest.cli"]
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -196,7 +201,7 @@ def run_pipeline(feeds_file: Path, workers: int, first: FirstRequest, env: dict[
     with tempfile.TemporaryDirectory(prefix="newsflow-bench-") as tmp:
         metrics = Path(tmp) / "metrics.prom"
         cmd = [
-            *_ingest_command(), "run", "--store", str(Path(tmp) / "lake"),
+            *_ingest_command(env), "run", "--store", str(Path(tmp) / "lake"),
             "--feeds", str(feeds_file), "--allow-network", "127.0.0.0/8",
             "--workers", str(workers), "--no-progress", "--metrics-file", str(metrics),
         ]  # fmt: skip
