@@ -4,6 +4,8 @@ no circles; the layers below the run never import it; source modules are sibling
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,22 @@ def test_nothing_imports_dev_tooling_but_the_demo_command() -> None:
         )
     }
     assert not any((m or "").startswith("newsflow_dev") for m in top)
+
+
+# What the `ingest` program loads before it knows its command must stay light: `ingest
+# --help` answers from it, and `ingest run` starts its extraction workers' forkserver right
+# after it, so every heavy import here delays the first page.
+HEAVY = ("trafilatura", "lxml", "pyarrow", "deltalake", "boto3", "courlan", "urllib3", "numpy")
+
+
+def test_the_program_loads_no_heavy_library_before_its_command_runs() -> None:
+    probe = f"import sys, ingest.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "[]"

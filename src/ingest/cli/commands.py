@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ingest.cli.exits import EXIT_FEED_PROBLEMS, one_line
 from ingest.config import Settings, load_feeds
-from ingest.ids import run_key
 from ingest.report import RunReport
 from ingest.store import Store, open_store
 
@@ -44,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         start_forkserver()  # it loads the extractor while this process loads the rest
     from ingest.health import run_health
+    from ingest.ids import run_key
     from ingest.run import run
 
     if args.run_id is not None:
@@ -128,6 +128,7 @@ def _demo_site(port: int) -> Iterator[str]:
 
 def _show_output(store: Store, report: RunReport) -> None:
     """Where the output is and what it holds: the demo's whole point."""
+    from ingest.ids import run_key
     from ingest.lake import read_committed, report_key
 
     articles = read_committed(store)
