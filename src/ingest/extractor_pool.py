@@ -203,7 +203,8 @@ class ExtractorPool:
         the first pages are being fetched, instead of on their first page (about 0.3 s of
         each worker's CPU). Once per pool, not waited for, best effort: a warm-up job sent
         to a busy worker goes to the next free one, where it does nothing if that one is
-        already warm, and a worker it misses warms on its first page as before.
+        already warm, and a worker it misses warms on its first page as before. Each job
+        takes a free slot or is not sent, so the pool never holds more jobs than it admits.
         A run with no page to fetch never pays for it."""
         with self._lock:
             if self._warming:
@@ -213,10 +214,17 @@ class ExtractorPool:
             pool = self._get()
         except ExtractError:  # stopping
             return
-        if isinstance(pool, ProcessPoolExecutor):
-            with suppress(RuntimeError, BrokenProcessPool):  # shut down or broken meanwhile
-                for _ in range(self.workers):
-                    pool.submit(_timed_call, self.timeout, _warm_worker)
+        if not isinstance(pool, ProcessPoolExecutor):
+            return
+        for _ in range(self.workers):
+            if not self._slots.acquire(blocking=False):
+                return  # the pool is busy already: its workers warm on their first page
+            try:
+                future = pool.submit(_timed_call, self.timeout, _warm_worker)
+            except (RuntimeError, BrokenProcessPool):  # shut down or broken meanwhile
+                self._slots.release()
+                return
+            future.add_done_callback(lambda _: self._slots.release())
 
     def extract(self, body: bytes, content_type: str, url: str) -> dict[str, Any]:
         """Extract a page as fetched: decoding (charset detection included) is per-page

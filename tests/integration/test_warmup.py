@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,30 @@ def test_warm_readies_an_idle_worker_before_any_page(start_method: str) -> None:
         pool.close()
     assert warm
     assert locales > 100
+
+
+def _wait_for(path: str) -> None:
+    while not os.path.exists(path):
+        time.sleep(0.01)
+
+
+def test_warm_sends_nothing_to_a_pool_with_no_free_slot(tmp_path: Path) -> None:
+    """A warm-up job takes a slot like any job: a full pool gets none (its workers warm on
+    their first page), so it never holds more jobs than it admits."""
+    pool = ExtractorPool(workers=1, timeout=60, start_method="forkserver")
+    release = tmp_path / "release"
+    try:
+        pool.start()
+        with ThreadPoolExecutor(2) as callers:
+            busy = [callers.submit(pool.call, _wait_for, str(release), what="busy") for _ in "ab"]
+            deadline = time.monotonic() + 30
+            while pool._slots._value and time.monotonic() < deadline:  # both jobs admitted
+                time.sleep(0.01)
+            pool.warm()
+            release.touch()
+            for job in busy:
+                job.result(timeout=30)
+        warm, locales = pool.call(_worker_state, what="state")
+    finally:
+        pool.close()
+    assert (warm, locales) == (False, 0)
