@@ -10,10 +10,7 @@ its bounds, the lead rule, furniture lines, errors).
 from __future__ import annotations
 
 import difflib
-import functools
-import gzip
 import json
-import os
 from datetime import UTC, datetime
 from html import escape as html_escape
 from pathlib import Path
@@ -25,6 +22,7 @@ from ingest.extract import ExtractError, _drop_furniture, _Page, extract_page, f
 from ingest.net import decode_html
 from ingest.text import count_words
 from newsflow_dev.demo_site import load_site
+from tests.helpers.corpus import corpus_page
 
 GOLDEN_FILES = sorted((Path(__file__).parents[1] / "golden").glob("*.json"))
 BASE = "http://127.0.0.1:8000"
@@ -154,32 +152,6 @@ REGRESSION_PAGES = [
 ]
 
 
-@functools.cache
-def _corpus() -> tuple[Path, dict[str, str]]:
-    """The corpus directory and a file name -> URL map; a missing corpus is a failure."""
-    override = os.environ.get("NEWSFLOW_EVAL_CORPUS")
-    root = (
-        Path(override)
-        if override
-        else Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "trafilatura-eval"
-    )
-    index = root / "evaldata.json"
-    if not index.is_file():
-        pytest.fail(
-            f"real-page corpus not found at {root}: it belongs beside the repository "
-            "(../shared/corpora/trafilatura-eval/) or at $NEWSFLOW_EVAL_CORPUS"
-        )
-    data = json.loads(index.read_text("utf-8"))
-    return root, {item["file"]: url for url, item in data.items()}
-
-
-def corpus_page(file: str) -> tuple[str, str]:
-    """(html decoded as the engine decodes a page without charset header, URL)."""
-    root, urls = _corpus()
-    raw = gzip.decompress((root / "pages" / f"{file}.gz").read_bytes())
-    return decode_html(raw, ""), urls[file]
-
-
 @pytest.mark.parametrize(("file", "path", "present", "absent"), REGRESSION_PAGES)
 def test_real_page_regressions(file: str, path: str, present: list[str], absent: list[str]) -> None:
     html, url = corpus_page(file)
@@ -300,46 +272,3 @@ def test_hostile_markup_is_an_extract_error_not_a_crash(monkeypatch: pytest.Monk
     with pytest.raises(ExtractError) as err:
         extract_page(_page(f"<p>{PROSE}</p>"), URL)
     assert err.value.reason == "extract_failed"
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _pages_with_forms(limit: int) -> list[str]:
-    """Corpus pages whose forms lxml.html would give its form-field classes."""
-    root, urls = _corpus()
-    found = []
-    for file in sorted(urls):
-        path = root / "pages" / f"{file}.gz"
-        if not path.is_file():  # the index names a few pages the corpus does not hold
-            continue
-        raw = gzip.decompress(path.read_bytes())
-        if b"<form" in raw and b"<input" in raw and b"<select" in raw:
-            found.append(file)
-        if len(found) == limit:
-            break
-    return found
-
-
-def test_element_classes_chosen_in_c_change_no_extraction() -> None:
-    """The engine parses with element classes picked in C (ingest.extract says why), not
-    lxml.html's Python lookup: on real pages full of forms both extract the same."""
-    from lxml.html import HtmlElementClassLookup, InputElement
-    from trafilatura.utils import HTML_PARSER
-
-    assert type(load_html("<html><body><form><input name=q></form></body></html>")
-                .find(".//input")) is not InputElement  # fmt: skip
-    files = _pages_with_forms(12) + [page.values[0] for page in REGRESSION_PAGES]
-    assert len(files) >= 12
-    ours = {file: extract_page(*corpus_page(file)) for file in files}
-    HTML_PARSER.set_element_class_lookup(HtmlElementClassLookup())
-    try:
-        assert type(load_html("<html><body><input></body></html>").find(".//input")) is (
-            InputElement
-        )
-        for file in files:
-            assert extract_page(*corpus_page(file)) == ours[file], file
-    finally:
-        from ingest.extract import _element_classes_chosen_in_c
-
-        _element_classes_chosen_in_c()
