@@ -159,6 +159,21 @@ def original_rules() -> Iterator[None]:
             slot.put(slot.guarded)
 
 
+@contextmanager
+def as_shipped() -> Iterator[None]:
+    """trafilatura as released for the duration: its own rules and lxml.html's element
+    class lookup (to compare the engine's speed with trafilatura's own)."""
+    from lxml.html import HtmlElementClassLookup
+    from trafilatura.utils import HTML_PARSER
+
+    with original_rules():
+        HTML_PARSER.set_element_class_lookup(HtmlElementClassLookup())
+        try:
+            yield
+        finally:
+            choose_element_classes_in_c()
+
+
 def install() -> None:
     choose_element_classes_in_c()
     guard_rules()

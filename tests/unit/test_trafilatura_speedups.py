@@ -158,3 +158,16 @@ def test_element_classes_chosen_in_c_change_no_extraction() -> None:
             assert extract_page(*corpus_page(file)) == ours[file], file
     finally:
         speedups.choose_element_classes_in_c()
+
+
+def test_as_shipped_puts_back_trafilatura_rules_and_lookup_for_the_duration() -> None:
+    from trafilatura.xpaths import OVERALL_DISCARD_XPATH
+
+    def state() -> tuple[bool, bool]:
+        form_classes = type(load_html("<html><body><input></body></html>").find(".//input"))
+        return "(boolean(@" in OVERALL_DISCARD_XPATH[0].path, form_classes is InputElement
+
+    assert state() == (True, False)
+    with speedups.as_shipped():
+        assert state() == (False, True)
+    assert state() == (True, False)
