@@ -149,7 +149,8 @@ def guard_rules() -> int:
 
 @contextmanager
 def original_rules() -> Iterator[None]:
-    """trafilatura's own rules for the duration (to compare results with them)."""
+    """trafilatura's own rules for the duration (to compare results with them). The rules
+    are the process's: no other thread may extract meanwhile."""
     for slot in _slots:
         slot.put(slot.original)
     try:
@@ -162,7 +163,8 @@ def original_rules() -> Iterator[None]:
 @contextmanager
 def as_shipped() -> Iterator[None]:
     """trafilatura as released for the duration: its own rules and lxml.html's element
-    class lookup (to compare the engine's speed with trafilatura's own)."""
+    class lookup (to compare the engine's speed with trafilatura's own). Process-wide, as
+    `original_rules` is."""
     from lxml.html import HtmlElementClassLookup
     from trafilatura.utils import HTML_PARSER
 
