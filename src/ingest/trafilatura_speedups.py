@@ -118,8 +118,16 @@ def _guarded_rule(rule: etree.XPath) -> etree.XPath | None:
 def guard_rules() -> int:
     """Guard the regex tests of every compiled rule trafilatura's loaded modules hold, in
     place (point 2 above); returns how many rules changed. Once per process."""
-    if _slots:
-        return len({id(slot.original) for slot in _slots})
+    if not _slots:
+        _slots.extend(_rule_slots())
+        for slot in _slots:
+            slot.put(slot.guarded)
+    return len({id(slot.original) for slot in _slots})
+
+
+def _rule_slots() -> Iterator[_Slot]:
+    """Every place a loaded trafilatura module holds a rule that guarding changes, with its
+    guarded form (one per rule, however many places hold it)."""
     import trafilatura  # noqa: F401  (loads the modules whose rules are guarded)
 
     replaced: dict[int, etree.XPath | None] = {}
@@ -136,15 +144,12 @@ def guard_rules() -> int:
         for attr, value in list(vars(module).items()):
             if isinstance(value, etree.XPath):
                 if (new := replacement(value)) is not None:
-                    _slots.append(_Slot(module, attr, value, new))
+                    yield _Slot(module, attr, value, new)
             elif isinstance(value, list) and id(value) not in seen_lists:
                 seen_lists.add(id(value))  # one list, imported by several modules
                 for index, item in enumerate(value):
                     if isinstance(item, etree.XPath) and (new := replacement(item)) is not None:
-                        _slots.append(_Slot(value, index, item, new))
-    for slot in _slots:
-        slot.put(slot.guarded)
-    return sum(1 for new in replaced.values() if new is not None)
+                        yield _Slot(value, index, item, new)
 
 
 @contextmanager

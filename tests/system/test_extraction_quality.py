@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.corpus import corpus
+
 REPO = Path(__file__).resolve().parents[2]
 TARGET_F1 = 0.935
 TARGET_PRECISION = 0.925
@@ -34,21 +36,9 @@ FLOORS = {
 }
 
 
-def corpus_dir() -> Path:
-    override = os.environ.get("NEWSFLOW_EVAL_CORPUS")
-    if override:
-        return Path(override)
-    return REPO.parent / "shared" / "corpora" / "trafilatura-eval"
-
-
 @pytest.mark.timeout(1200)
 def test_extraction_quality_on_the_real_page_corpus(tmp_path: Path) -> None:
-    root = corpus_dir()
-    if not (root / "evaldata.json").is_file():
-        pytest.fail(
-            f"real-page corpus not found at {root}: it belongs beside the repository "
-            "(../shared/corpora/trafilatura-eval/) or at $NEWSFLOW_EVAL_CORPUS"
-        )
+    root, _ = corpus()  # a missing corpus fails here
     out = tmp_path / "quality.json"
     command = [
         sys.executable,
